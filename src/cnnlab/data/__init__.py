@@ -1,0 +1,1 @@
+"""Data sets: what users have on disk, decoded once, plus the embedded default (digits)."""
