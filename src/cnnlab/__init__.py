@@ -6,8 +6,11 @@ from cnnlab.errors import CnnlabError  # noqa: E402
 from cnnlab.models import create_model, list_models, model_info  # noqa: E402
 
 
-def summary(model, input_size=224, **kwargs):
-    """Per-layer architecture analysis; see :func:`cnnlab.analyze.summary`."""
+def summary(model, input_size=None, **kwargs):
+    """Per-layer architecture analysis; see :func:`cnnlab.analyze.summary`.
+
+    `input_size` defaults to the zoo model's own input size (224 for most, 32 for LeNet-5).
+    """
     from cnnlab.analyze import summary as _summary
 
     return _summary(model, input_size, **kwargs)

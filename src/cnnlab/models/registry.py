@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -46,9 +47,13 @@ def register_model(fn: Callable | None = None, **info):
     return deco(fn) if fn is not None else deco
 
 
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names, sorted; `pattern` is a shell glob such as ``"resnet*"``."""
-    names = sorted(_MODELS)
+    names = sorted(_MODELS, key=_natural_key)   # resnet20 before resnet110
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names

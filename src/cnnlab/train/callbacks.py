@@ -1,0 +1,186 @@
+"""Small training hooks: progress bar, metric files, checkpoints, early stopping, signal handling.
+
+Each is a plain object with event-named methods (see :mod:`cnnlab.train.loop` for the events and
+their keyword arguments). They keep their own state and answer the loop through return values
+(truthy: stop), never by reaching into it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from cnnlab.train.checkpoint import remove_stale_temps, save_checkpoint
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+class ProgressBar:
+    """A tqdm bar over all training images: loss, accuracy, images/s (the rate) and ETA."""
+
+    def __init__(self, file=None):
+        self.file = file if file is not None else sys.stderr
+        self.bar = None
+
+    def on_train_start(self, epochs, steps_per_epoch, start_epoch=0, **_):
+        from tqdm import tqdm
+
+        self.epochs = epochs
+        self.bar = tqdm(total=(epochs - start_epoch) * steps_per_epoch, unit="batch",
+                        file=self.file, dynamic_ncols=True, leave=False)
+        self.loss = self.correct = self.n = 0
+
+    def on_epoch_start(self, epoch, **_):
+        self.bar.set_description(f"epoch {epoch + 1}/{self.epochs}")
+        self.loss = self.correct = self.n = 0
+        self.t0 = time.perf_counter()
+
+    def on_batch_end(self, loss, correct, size, **_):
+        self.loss, self.correct = self.loss + loss * size, self.correct + correct
+        self.n += size
+        img_s = self.n / max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.set_postfix_str(f"loss {self.loss / self.n:.4f} acc {_pct(self.correct / self.n)} "
+                                 f"{img_s:.0f} img/s", refresh=False)
+        self.bar.update(1)
+
+    def on_epoch_end(self, metrics, **_):
+        m = metrics
+        val = (f"  val loss {m['val_loss']:.4f} acc {_pct(m.get('val_acc1'))}"
+               if "val_loss" in m else "")
+        self.bar.write(f"epoch {m['epoch']:>3}/{self.epochs}  train loss {m['train_loss']:.4f} "
+                       f"acc {_pct(m['train_acc1'])}{val}  lr {m['lr']:.3g}  "
+                       f"{m['images_per_s']:.0f} img/s", file=self.file)
+
+    def on_train_end(self, **_):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class MetricsLogger:
+    """Appends one row per epoch to RUN/metrics.csv and RUN/metrics.jsonl (flushed every epoch)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.csv_path = Path(run_dir) / "metrics.csv"
+        self.jsonl_path = Path(run_dir) / "metrics.jsonl"
+        self.columns: list[str] | None = None
+
+    def on_epoch_end(self, metrics, **_):
+        if self.columns is None:
+            self.columns = list(metrics)
+            with open(self.csv_path, "w", newline="") as f:
+                csv.writer(f).writerow(self.columns)
+        with open(self.csv_path, "a", newline="") as f:
+            csv.writer(f).writerow([metrics.get(c, "") for c in self.columns])
+        with open(self.jsonl_path, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+
+
+class Checkpointer:
+    """Saves `last` after every epoch (and when training stops mid-epoch), `best` on a new best.
+
+    `monitor` is a metrics key, higher is better (val_acc1), falling back to train_acc1 when
+    there is no validation set. `meta`/`extra` are passed to :func:`save_checkpoint`.
+    """
+
+    def __init__(self, run_dir: str | Path, classes=(), monitor: str = "val_acc1",
+                 meta: dict | None = None, extra: dict | None = None):
+        self.run_dir = Path(run_dir)
+        self.classes, self.monitor = list(classes), monitor
+        self.meta, self.extra = dict(meta or {}), dict(extra or {})
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.saved_step: int | None = None
+        self.interrupted_save: Path | None = None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.run_dir)
+
+    def _save(self, tag, model, optimizer, scheduler, epoch, step, batch_in_epoch, metrics):
+        best = {"monitor": self.monitor, "value": self.best_value, "epoch": self.best_epoch}
+        return save_checkpoint(self.run_dir, tag, model, optimizer=optimizer, scheduler=scheduler,
+                               epoch=epoch, global_step=step, batch_in_epoch=batch_in_epoch,
+                               classes=self.classes, meta=self.meta,
+                               extra={**self.extra, "metrics": metrics, "best": best})
+
+    def on_epoch_end(self, epoch, step, metrics, model, optimizer, scheduler=None, **_):
+        value = metrics.get(self.monitor, metrics.get("train_acc1"))
+        improved = value is not None and math.isfinite(value) and (
+            self.best_value is None or value > self.best_value)
+        if improved:
+            self.best_value, self.best_epoch = value, metrics["epoch"]
+        self._save("last", model, optimizer, scheduler, epoch + 1, step, 0, metrics)
+        if improved:
+            self._save("best", model, optimizer, scheduler, epoch + 1, step, 0, metrics)
+        self.saved_step = step
+
+    def on_train_end(self, epoch, step, batch_in_epoch, history, model, optimizer,
+                     scheduler=None, **_):
+        if step != self.saved_step:  # stopped mid-epoch (Ctrl-C, SIGTERM, a callback)
+            metrics = history[-1] if history else {}
+            self.interrupted_save = self._save("last", model, optimizer, scheduler, epoch, step,
+                                               batch_in_epoch, metrics)
+            self.saved_step = step
+
+
+class EarlyStopping:
+    """Stops when `monitor` (higher is better) has not improved for `patience` epochs."""
+
+    def __init__(self, monitor: str = "val_acc1", patience: int = 5, min_delta: float = 0.0):
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.best: float | None = None
+        self.bad_epochs = 0
+
+    def on_epoch_end(self, metrics, **_):
+        value = metrics.get(self.monitor)
+        if value is None:
+            return None
+        if self.best is None or value > self.best + self.min_delta:
+            self.best, self.bad_epochs = value, 0
+            return None
+        self.bad_epochs += 1
+        return "early_stopping" if self.bad_epochs >= self.patience else None
+
+
+class StopOnSignal:
+    """Turns SIGINT/SIGTERM into a clean stop after the current batch (a second one aborts at once).
+
+    Install with ``with StopOnSignal() as stopper: fit(..., callbacks=[stopper, ...])``. Outside
+    the main thread (where Python allows no handlers) it does nothing.
+    """
+
+    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)):
+        self.signals = tuple(signals)
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.received is not None:  # second signal: stop now, whatever we are doing
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in self.signals:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous.clear()
+        return False
+
+    def on_batch_end(self, **_):
+        if self.received is not None:
+            return "interrupted" if self.received == signal.SIGINT else "terminated"
+        return None
+
+    def on_epoch_end(self, **_):
+        return self.on_batch_end()

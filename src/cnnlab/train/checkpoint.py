@@ -1,0 +1,241 @@
+"""Training checkpoints: weights as safetensors plus a training-state file, each written atomically.
+
+A checkpoint TAG (``last``, ``best``) in a run directory is two files::
+
+    TAG.safetensors   the model's state_dict (plain tensors, loadable by any safetensors reader
+                      and by ``create_model(name, weights=...)``). Header metadata: "format": "pt",
+                      "cnnlab": JSON with format "cnnlab-weights/1", model, classes, mean, std,
+                      input_size, epoch, global_step.
+    TAG.state.pt      ``torch.save`` of a dict of tensors and primitives only, so it loads with
+                      ``torch.load(weights_only=True)`` and no allow-listing:
+                        format          "cnnlab-train-state/1"
+                        epoch           completed epochs (the next epoch to run)
+                        global_step     optimiser steps taken
+                        batch_in_epoch  batches of the next epoch already taken (> 0 after Ctrl-C)
+                        optimizer       optimizer.state_dict() (momentum buffers, Adam moments)
+                        scheduler       LRSchedule.state_dict() (step, plateau state) or None
+                        rng             torch / cuda / numpy / python generator states
+                        classes         the class names in label order
+                        weights_sha256  sha256 of the TAG.safetensors written with this state
+                        + whatever the caller adds (metrics, best, config, versions)
+
+Each file goes to a temporary name in the same directory, is flushed and fsynced, then
+``os.replace``-d over the final name and the directory is fsynced: a crash leaves either the old
+or the new file, never a partial one. The weights are written before the state, and the state
+records the weights' sha256, so a crash between the two is detected on load rather than pairing
+new weights with an old optimiser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnlab.errors import InvalidCheckpointError
+
+WEIGHTS_FORMAT = "cnnlab-weights/1"
+STATE_FORMAT = "cnnlab-train-state/1"
+_TMP_MARK = ".tmp-"
+
+
+def atomic_write(path: str | os.PathLike,
+                 data: bytes | Callable[[io.BufferedWriter], None]) -> Path:
+    """Write `data` (bytes, or a function that writes a binary file) so a crash leaves old or new.
+
+    Temp file in the destination directory (os.replace is atomic only within one file system),
+    flush -> fsync(file) -> os.replace -> fsync(directory).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                f.write(data)
+            else:
+                data(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # Windows cannot open directories; its os.replace is durable enough
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete temp files left by a crash mid-write (``.NAME.tmp-PID``); returns what was removed."""
+    removed = []
+    for p in Path(directory).glob(f".*{_TMP_MARK}*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def rng_state() -> dict:
+    """Every global generator's state as tensors and primitives (weights_only-safe)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, py_state, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def plain(value, where: str = "state"):
+    """`value` with str/int/float subclasses (TorchVersion, numpy scalars) made builtin.
+
+    torch.load(weights_only=True) refuses any class it does not know, so anything else is
+    rejected here, at save time, instead of producing a file that will not load.
+    """
+    if value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, dict):
+        return {plain(k, where): plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    raise TypeError(f"{where}: a {type(value).__name__} cannot go into a checkpoint that loads "
+                    "with weights_only=True; convert it to tensors or primitives")
+
+
+def save_checkpoint(directory: str | os.PathLike, tag: str, model: nn.Module, *,
+                    optimizer: torch.optim.Optimizer | None = None, scheduler=None,
+                    epoch: int = 0, global_step: int = 0, batch_in_epoch: int = 0,
+                    classes=(), meta: dict | None = None, extra: dict | None = None) -> Path:
+    """Write TAG.safetensors, then TAG.state.pt, atomically (module docstring); returns the weights.
+
+    `meta` (JSON-able) goes into the weights header too (model name, mean/std, input size);
+    `extra` (tensors/primitives) only into the state file (metrics, best, config).
+    """
+    from safetensors.torch import save as st_save
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # copy=True: safetensors refuses tensors that share storage (tied weights) or are strided
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous()
+               for k, v in model.state_dict().items()}
+    header = {"format": WEIGHTS_FORMAT, "classes": list(classes), "epoch": epoch,
+              "global_step": global_step, **(meta or {})}
+    blob = st_save(tensors, metadata={"format": "pt", "cnnlab": json.dumps(header)})
+    weights = atomic_write(directory / f"{tag}.safetensors", blob)
+    state = {
+        "format": STATE_FORMAT, "epoch": epoch, "global_step": global_step,
+        "batch_in_epoch": batch_in_epoch,
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": rng_state(), "classes": plain(list(classes)), "meta": plain(dict(meta or {})),
+        "weights_sha256": hashlib.sha256(blob).hexdigest(), **plain(dict(extra or {}), "extra"),
+    }
+    atomic_write(directory / f"{tag}.state.pt", lambda f: torch.save(state, f))
+    return weights
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_weights_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a TAG.safetensors: (state_dict, cnnlab header); a bad file is InvalidCheckpointError."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidCheckpointError(f"weights file {str(path)!r} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = json.loads((f.metadata() or {}).get("cnnlab", "{}"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own SafetensorError and OSError/ValueError
+        raise InvalidCheckpointError(f"checkpoint corrupt or not safetensors: {str(path)!r} "
+                                     f"({type(e).__name__}: {e})") from None
+    return tensors, header
+
+
+def load_state_file(path: str | os.PathLike) -> dict:
+    """Read a TAG.state.pt with weights_only=True (no pickled code); bad: InvalidCheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidCheckpointError(f"training-state file {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, EOFError, RuntimeError (bad zip) ...
+        lines = str(e).splitlines() or [""]
+        # weights_only refusals bury the reason ("Unsupported global: ...") mid-message
+        why = next((ln.strip() for ln in lines if "Unsupported global" in ln), lines[0])
+        raise InvalidCheckpointError(
+            f"checkpoint corrupt or not a cnnlab training state: {str(path)!r} "
+            f"({type(e).__name__}: {why[:300]}). cnnlab never falls back to unrestricted "
+            "unpickling.") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        fmt = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise InvalidCheckpointError(
+            f"{str(path)!r} is not a {STATE_FORMAT} file (format: {fmt!r})")
+    return state
+
+
+def load_checkpoint(directory: str | os.PathLike, tag: str = "last"
+                    ) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read TAG.safetensors and TAG.state.pt, checking that they were written together."""
+    directory = Path(directory)
+    wpath = directory / f"{tag}.safetensors"
+    state = load_state_file(directory / f"{tag}.state.pt")
+    weights, _ = load_weights_file(wpath)
+    if _sha256_file(wpath) != state["weights_sha256"]:
+        raise InvalidCheckpointError(
+            f"checkpoint corrupt (sha256 mismatch): {str(wpath)!r} is not the file saved with "
+            f"{tag}.state.pt (a save was interrupted or a file was edited). Use the other tag.")
+    return weights, state

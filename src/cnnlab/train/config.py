@@ -1,0 +1,97 @@
+"""TrainConfig: every setting of a training run, with the digits/LeNet-5 recipe as defaults.
+
+`cnnlab train` with no arguments uses these defaults; a YAML file in configs/ overrides them and
+command-line flags override the file (see :mod:`cnnlab.config`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from cnnlab.errors import ConfigError
+
+OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam",
+                        "adamw"]
+ScheduleName = Literal["constant", "step", "plateau", "cosine", "onecycle"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Schema and defaults of one training run (defaults: LeNet-5 on the embedded digits)."""
+
+    model: str = "lenet5"
+    data: str | None = None            # None or "digits": the embedded scikit-learn digits
+    image_size: int | None = None      # None: the model's registered input size (32 for LeNet-5)
+    val_fraction: float = 0.1          # held out of the training split for model selection
+    random_shift: int = 2              # train-time translation by up to this many pixels; 0: off
+    # Defaults measured for LeNet-5 on digits (2 CPU cores, 5 seeds): test accuracy 98.3-99.4%,
+    # mean 98.9%, in about 10 s. Without random_shift the same recipe plateaus near 97%.
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 0.02
+    optimizer: OptimizerName = "momentum"
+    momentum: float | None = None      # None: 0.9 for momentum/nesterov, 0 for sgd/rmsprop
+    nesterov: bool = False             # Nesterov momentum for sgd/momentum ("nesterov" implies it)
+    weight_decay: float = 5e-4         # L2 penalty on conv/linear weights
+    decay_bias_and_norm: bool = False  # also decay biases and norm-layer scales/shifts
+    schedule: ScheduleName = "cosine"
+    warmup_epochs: float = 0.0         # linear warm-up (Goyal et al. 2017); may be fractional
+    lr_step_epochs: int = 30           # "step": multiply by lr_decay every this many epochs
+    lr_decay: float = 0.1              # "step"/"plateau": the factor (AlexNet divides by 10)
+    plateau_patience: int = 3          # "plateau": epochs without val improvement before decay
+    min_lr: float = 0.0                # "cosine": the floor
+    label_smoothing: float = 0.0       # Szegedy et al. 2016 (Inception-v3) use 0.1
+    loss: Literal["ce", "svm"] = "ce"  # softmax cross-entropy or multiclass hinge (SVM)
+    precision: Literal["auto", "bf16", "32"] = "auto"  # auto: bf16 autocast where fast
+    channels_last: bool | None = None  # None: on for conv nets where it pays off
+    device: str = "auto"               # auto: cuda if available, else cpu
+    threads: int | None = None         # CPU intra-op threads; None: 1 for tiny models, else torch's
+    seed: int = 0
+    deterministic: bool = False        # torch.use_deterministic_algorithms for the run
+    out_dir: str = "runs"
+    name: str | None = None            # run directory name; None: MODEL-YYYYmmdd-HHMMSS
+    quiet: bool = False                # no progress bar or per-epoch lines
+
+    # names other tools use, suggested when such a key arrives (cnnlab.config)
+    SYNONYMS: ClassVar[dict[str, str]] = {
+        "learning_rate": "lr", "num_epochs": "epochs", "max_epochs": "epochs", "bs": "batch_size",
+        "wd": "weight_decay", "scheduler": "schedule", "lr_schedule": "schedule",
+        "smoothing": "label_smoothing", "amp": "precision", "output_dir": "out_dir",
+        "dataset": "data", "arch": "model", "input_size": "image_size",
+    }
+
+    def __post_init__(self):
+        def need(ok: bool, msg: str):
+            if not ok:
+                raise ConfigError(msg)
+
+        need(self.epochs >= 1, f"epochs must be >= 1; got {self.epochs}")
+        need(self.batch_size >= 1, f"batch_size must be >= 1; got {self.batch_size}")
+        need(self.lr > 0, f"lr must be > 0; got {self.lr}. Try 0.05 for SGD or 1e-3 for Adam.")
+        need(self.weight_decay >= 0, f"weight_decay must be >= 0; got {self.weight_decay}")
+        need(self.momentum is None or 0 <= self.momentum < 1,
+             f"momentum must be in [0, 1); got {self.momentum}")
+        need(0 <= self.label_smoothing < 1,
+             f"label_smoothing must be in [0, 1); got {self.label_smoothing}. 0.1 is usual.")
+        need(self.loss == "ce" or self.label_smoothing == 0,
+             f"label_smoothing applies to the cross-entropy loss only; got loss={self.loss!r} "
+             f"with label_smoothing={self.label_smoothing}. Drop one of them.")
+        need(0 <= self.warmup_epochs < self.epochs,
+             f"warmup_epochs must be in [0, epochs={self.epochs}); got {self.warmup_epochs}")
+        need(0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1]; got {self.lr_decay}")
+        need(self.lr_step_epochs >= 1, f"lr_step_epochs must be >= 1; got {self.lr_step_epochs}")
+        need(self.plateau_patience >= 0,
+             f"plateau_patience must be >= 0; got {self.plateau_patience}")
+        need(0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr={self.lr}]; got {self.min_lr}")
+        need(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1); got {self.val_fraction}")
+        need(self.random_shift >= 0, f"random_shift must be >= 0; got {self.random_shift}")
+        need(self.threads is None or self.threads >= 1, f"threads must be >= 1; got {self.threads}")
+        need(self.image_size is None or self.image_size >= 1,
+             f"image_size must be >= 1; got {self.image_size}")
+        need(self.name is None or ("/" not in self.name and "\\" not in self.name
+                                   and self.name not in {"", ".", ".."}),
+             f"name must be a plain directory name; got {self.name!r}. "
+             "Use --out-dir for the parent.")
+        need(self.device == "auto" or self.device.split(":")[0] in {"cpu", "cuda", "mps"},
+             f"device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}")

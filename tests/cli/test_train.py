@@ -1,0 +1,85 @@
+"""`cnnlab train` on the embedded digits: run directory, printed accuracy, config layering."""
+
+import json
+
+import pytest
+import yaml
+
+from cnnlab.cli.main import main
+from cnnlab.train import run as run_module
+from cnnlab.train.callbacks import StopOnSignal
+
+
+def test_train_digits_two_epochs(tmp_path, capsys):
+    rc = main(["train", "--epochs", "2", "--out-dir", str(tmp_path), "--name", "d", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    run = tmp_path / "d"
+    for name in ("config.yaml", "environment.json", "metrics.csv", "metrics.jsonl",
+                 "summary.json", "last.safetensors", "last.state.pt", "best.safetensors"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    acc = summary["test"]["acc1"]
+    assert f"test accuracy {100 * acc:.2f}%" in out and str(run) in out
+    assert acc > 0.3                      # two epochs of LeNet-5: well above chance (10%)
+    assert summary["model"] == "lenet5" and summary["data"]["test"] == 360
+
+
+def test_config_file_then_flags_and_json(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("epochs: 4\nlr: 0.03\noptimizer: nesterov\nbatch_size: 128\n")
+    rc = main(["train", "--config", str(recipe), "--epochs", "1", "--set", "random_shift=0",
+               "--out-dir", str(tmp_path), "--name", "j", "--quiet", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)             # stdout is the JSON only
+    assert summary["epochs_completed"] == 1
+    saved = yaml.safe_load((tmp_path / "j" / "config.yaml").read_text())
+    assert (saved["epochs"], saved["lr"], saved["optimizer"], saved["batch_size"],
+            saved["random_shift"]) == (1, 0.03, "nesterov", 128, 0)
+
+
+def test_bad_settings_are_one_line_errors(tmp_path, capsys):
+    assert main(["train", "--set", "lr_stepepochs=3", "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'lr_step_epochs'" in err and "Traceback" not in err
+    assert main(["train", "--optimizer", "adma", "--out-dir", str(tmp_path)]) == 2
+    assert "did you mean 'adam'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())                        # nothing written on a bad config
+
+
+def test_interrupt_saves_checkpoint_and_exits_130(tmp_path, capsys, monkeypatch):
+    class CtrlCAtStep3(StopOnSignal):                           # as if Ctrl-C came during step 3
+        def on_batch_end(self, step=0, **kw):
+            return "interrupted" if step == 3 else None
+
+    monkeypatch.setattr(run_module, "StopOnSignal", CtrlCAtStep3)
+    rc = main(["train", "--epochs", "2", "--out-dir", str(tmp_path), "--name", "i", "--quiet"])
+    assert rc == 130
+    assert "checkpoint saved" in capsys.readouterr().err
+    assert (tmp_path / "i" / "last.safetensors").is_file()
+    summary = json.loads((tmp_path / "i" / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted" and summary["test"] is None
+
+
+@pytest.mark.slow  # ~5-10 s: a fresh interpreter imports torch and the zoo
+def test_sigterm_in_a_real_process_saves_last(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "train", "--epochs", "50",
+                             "--out-dir", str(tmp_path), "--name", "s", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "s" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while not metrics.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)                                      # wait for the first epoch
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "checkpoint saved" in err
+    from cnnlab.train.checkpoint import load_checkpoint
+
+    _, state = load_checkpoint(tmp_path / "s", "last")
+    assert state["global_step"] >= 21 and state["epoch"] < 50   # past epoch 1, well before 50

@@ -1,0 +1,140 @@
+"""Optimisers by name with weight decay on weights only, and learning-rate schedules by hand."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.errors import ConfigError
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.optim import LRSchedule, build_optimizer, build_schedule, param_groups
+
+
+def small_net():
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.LayerNorm([4, 6, 6]), nn.Flatten(), nn.Linear(144, 3))
+
+
+@pytest.mark.parametrize("name, cls, momentum, nesterov", [
+    ("sgd", torch.optim.SGD, 0.0, False),
+    ("momentum", torch.optim.SGD, 0.9, False),
+    ("nesterov", torch.optim.SGD, 0.9, True),
+    ("adagrad", torch.optim.Adagrad, None, None),
+    ("rmsprop", torch.optim.RMSprop, 0.0, None),
+    ("adadelta", torch.optim.Adadelta, None, None),
+    ("adam", torch.optim.Adam, None, None),
+    ("adamw", torch.optim.AdamW, None, None),
+])
+def test_names_build_the_torch_optimizer(name, cls, momentum, nesterov):
+    opt = build_optimizer(small_net(), name, lr=0.03, weight_decay=1e-4)
+    assert type(opt) is cls
+    g = opt.param_groups[0]
+    assert g["lr"] == 0.03 and g["weight_decay"] == 1e-4
+    if momentum is not None:
+        assert g["momentum"] == momentum
+    if nesterov is not None:
+        assert g["nesterov"] is nesterov
+
+
+def test_momentum_settings():
+    net = small_net()
+    assert build_optimizer(net, "sgd", momentum=0.5).param_groups[0]["momentum"] == 0.5
+    assert build_optimizer(net, "momentum", momentum=0.8, nesterov=True).param_groups[0]["nesterov"]
+    with pytest.raises(ConfigError, match="needs momentum > 0"):
+        build_optimizer(net, "nesterov", momentum=0.0)
+    with pytest.raises(ConfigError, match="did you mean 'adam'"):
+        build_optimizer(net, "adamm")
+
+
+def test_weight_decay_skips_biases_and_norm_parameters():
+    net = small_net()
+    conv, bn, ln, lin = net[0], net[1], net[3], net[5]
+    decay, no_decay = param_groups(net, 5e-4)
+    assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in decay["params"]} == {id(conv.weight), id(lin.weight)}
+    # LayerNorm's weight is 3-D here: excluded because it belongs to a norm layer, not by rank
+    assert {id(p) for p in no_decay["params"]} == {id(p) for p in (
+        conv.bias, bn.weight, bn.bias, ln.weight, ln.bias, lin.bias)}
+    everything = param_groups(net, 5e-4, decay_bias_and_norm=True)
+    assert len(everything) == 1 and len(everything[0]["params"]) == len(list(net.parameters()))
+
+
+def test_weight_decay_acts_only_on_weights():
+    net = small_net()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(1.0)
+    opt = build_optimizer(net, "sgd", lr=1.0, weight_decay=0.1)
+    loss = sum((p * 0).sum() for p in net.parameters())  # zero gradients: only decay moves
+    loss.backward()
+    opt.step()
+    assert torch.allclose(net[0].weight, torch.full_like(net[0].weight, 0.9))
+    assert torch.allclose(net[0].bias, torch.ones_like(net[0].bias))
+    assert torch.allclose(net[1].weight, torch.ones_like(net[1].weight))
+
+
+def lrs(schedule: LRSchedule, steps: int) -> list[float]:
+    out = []
+    for _ in range(steps):
+        out.append(schedule.lr)
+        schedule.step_batch()
+    return out
+
+
+def opt_with_lr(lr):
+    return torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+
+
+def test_cosine_with_warmup_by_hand():
+    # 4 epochs x 2 steps, 1 warm-up epoch: warm-up (t+1)/2 for t < 2, then
+    # 0.5 * (1 + cos(pi * (t - 2) / 6)) for t = 2..7
+    s = LRSchedule(opt_with_lr(1.0), "cosine", epochs=4, steps_per_epoch=2, warmup_epochs=1)
+    c = lambda p: 0.5 * (1 + math.cos(math.pi * p))  # noqa: E731
+    assert lrs(s, 8) == pytest.approx([0.5, 1.0, c(0), c(1 / 6), c(2 / 6), c(3 / 6), c(4 / 6),
+                                       c(5 / 6)])
+    assert c(1 / 6) == pytest.approx(0.9330127)
+
+
+def test_step_schedule_by_hand():
+    s = LRSchedule(opt_with_lr(0.5), "step", epochs=6, steps_per_epoch=2, step_epochs=2, decay=0.1)
+    assert lrs(s, 12) == pytest.approx([0.5] * 4 + [0.05] * 4 + [0.005] * 4)
+
+
+def test_plateau_divides_by_ten_after_patience():
+    s = LRSchedule(opt_with_lr(1.0), "plateau", epochs=10, steps_per_epoch=1, patience=1)
+    seen = []
+    for metric in [0.5, 0.6, 0.6, 0.6, 0.7, 0.65, 0.65]:
+        s.step_batch()
+        s.step_epoch(metric)
+        seen.append(s.lr)
+    # two epochs without gain (> patience 1) -> /10; 0.7 resets the count
+    assert seen == pytest.approx([1, 1, 1, 0.1, 0.1, 0.1, 0.01])
+
+
+def test_onecycle_endpoints():
+    s = LRSchedule(opt_with_lr(1.0), "onecycle", epochs=5, steps_per_epoch=2)
+    seq = lrs(s, 10)
+    # 30% of 10 steps rising from 1/25: t=1 is 1 - 0.96 * 0.5 * (1 + cos(pi/3)) = 0.28
+    assert seq[0] == pytest.approx(1 / 25) and seq[1] == pytest.approx(0.28)
+    assert max(seq) == pytest.approx(1.0) and seq.index(max(seq)) == 3
+    assert seq[-1] == pytest.approx(1 / (25 * 1e4))
+
+
+def test_constant_state_dict_and_config_builder():
+    opt = opt_with_lr(0.2)
+    cfg = TrainConfig(schedule="plateau", epochs=3, plateau_patience=0)
+    s = build_schedule(opt, cfg, steps_per_epoch=4)
+    s.step_batch()
+    s.step_epoch(0.5)
+    s.step_epoch(0.4)
+    assert s.lr == pytest.approx(0.02)
+    fresh = build_schedule(opt_with_lr(0.2), cfg, steps_per_epoch=4)
+    fresh.load_state_dict(s.state_dict())
+    assert fresh.lr == pytest.approx(0.02) and fresh.step == 1
+    with pytest.raises(ConfigError, match="same --schedule"):
+        LRSchedule(opt_with_lr(0.2), "cosine", 3, 4).load_state_dict(s.state_dict())
+    with pytest.raises(ConfigError, match="did you mean 'cosine'"):
+        LRSchedule(opt_with_lr(0.2), "cosin", 3, 4)
+    const = LRSchedule(opt_with_lr(0.3), "constant", epochs=2, steps_per_epoch=3)
+    assert lrs(const, 6) == pytest.approx([0.3] * 6)
