@@ -1,9 +1,29 @@
-"""cnnlab: classic convolutional networks for image classification, end to end."""
+"""cnnlab: classic convolutional networks for image classification, end to end.
+
+The top-level names are imported lazily, so that ``import cnnlab.data`` (e.g. in a data-loading
+worker) or ``cnnlab --help`` does not pay for importing torch and building the model registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from cnnlab.errors import CnnlabError
 
 __version__ = "0.1.0"
 
-from cnnlab.errors import CnnlabError  # noqa: E402
-from cnnlab.models import create_model, list_models, model_info  # noqa: E402
+_LAZY = {
+    "create_model": "cnnlab.models",
+    "list_models": "cnnlab.models",
+    "model_info": "cnnlab.models",
+    "load_weights": "cnnlab.models",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
 
 
 def summary(model, input_size=None, **kwargs):
@@ -16,4 +36,4 @@ def summary(model, input_size=None, **kwargs):
     return _summary(model, input_size, **kwargs)
 
 
-__all__ = ["__version__", "CnnlabError", "create_model", "list_models", "model_info", "summary"]
+__all__ = ["__version__", "CnnlabError", "summary", *_LAZY]
