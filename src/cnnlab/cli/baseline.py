@@ -4,7 +4,9 @@ Features: hog (Dalal & Triggs 2005: 9 unsigned bins, 4x4-pixel cells on small im
 blocks, L2-Hys), gist (Oliva & Torralba 2001: 4 scales x 8 orientations x 4x4 grid) or pixels
 (the raw image). Features are standardised on the training set, then a linear SVM (LinearSVC)
 or logistic regression is fitted. The data is the embedded digits set (scikit-learn's 1,797
-8x8 digits upsampled to 32x32, the same stratified split `cnnlab train` uses).
+8x8 digits upsampled to 32x32, the same stratified split `cnnlab train` uses), or with --data
+any image folder or archive cnnlab reads (scored on its val/ split, or test/ where there is no
+val/), decoded at --image-size.
 
 --features also takes an .npz file holding x_train, y_train, x_test, y_test (precomputed features,
 e.g. CNN activations), to compare a CNN's features with the classic ones under the same classifier.
@@ -13,6 +15,7 @@ examples:
   cnnlab baseline                                    # HoG + linear SVM on the digits
   cnnlab baseline --features gist --classifier logistic --json
   cnnlab baseline --features feats.npz               # your own features
+  cnnlab baseline --data cifar10-jpg.tar.gz --features hog --classifier linear-svm
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ def add_arguments(parser) -> None:
                         help="linear classifier on standardised features (default: linear-svm)")
     parser.add_argument("--C", type=float, default=None, dest="C",
                         help="inverse regularisation strength (default: 0.01 SVM, 1.0 logistic)")
+    parser.add_argument("--data", default=None, metavar="PATH",
+                        help="image folder or archive (default: the embedded digits)")
     parser.add_argument("--image-size", type=int, default=32,
-                        help="side the embedded digits are resized to (default: 32)")
+                        help="side the images are resized to (default: 32)")
     parser.add_argument("--seed", type=int, default=0, help="split and classifier seed")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -47,8 +52,20 @@ def run(args) -> int:
         if args.image_size < 8:
             raise ConfigError(f"--image-size must be >= 8 (HoG needs two 4x4 cells per side); "
                               f"got {args.image_size}")
-        data = load_digits(image_size=args.image_size, seed=args.seed)
-        kind, source = args.features, f"digits (embedded), {args.image_size}x{args.image_size}"
+        if args.data is None:
+            data = load_digits(image_size=args.image_size, seed=args.seed)
+            source = f"digits (embedded), {args.image_size}x{args.image_size}"
+        else:
+            from cnnlab.data import load_arrays
+
+            x_train, y_train, _ = load_arrays(args.data, "train", args.image_size)
+            x_test, y_test, _ = load_arrays(args.data, "val", args.image_size)
+            data = (x_train, y_train, x_test, y_test)
+            source = f"{args.data}, {args.image_size}x{args.image_size}"
+        kind = args.features
+    elif args.data is not None:
+        raise ConfigError("--data goes with --features hog|gist|pixels; an .npz file already "
+                          "holds its own train/test split")
     elif args.features.endswith(".npz") or Path(args.features).exists():
         if not Path(args.features).is_file():
             raise ConfigError(f"feature file {args.features} does not exist")
