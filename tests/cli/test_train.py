@@ -83,3 +83,66 @@ def test_sigterm_in_a_real_process_saves_last(tmp_path):
 
     _, state = load_checkpoint(tmp_path / "s", "last")
     assert state["global_step"] >= 21 and state["epoch"] < 50   # past epoch 1, well before 50
+
+
+def _image_folder(root, per_class=8):
+    """ROOT/<colour>/i.png: 16x16 noisy squares in three colours, plus one broken file."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, rgb in {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 30)}.items():
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            a = rng.integers(0, 40, (16, 16, 3), dtype=np.uint8)
+            r, c = rng.integers(0, 8, 2)
+            a[r:r + 8, c:c + 8] = rgb
+            Image.fromarray(a).save(root / name / f"{i}.png")
+    (root / "red" / "broken.png").write_bytes(b"not an image")
+    return root
+
+
+def test_train_on_a_folder_then_resume(tmp_path, capsys, monkeypatch):
+    data = _image_folder(tmp_path / "shapes")
+
+    class CtrlCAtStep5(StopOnSignal):
+        def on_batch_end(self, step=0, **kw):
+            return "interrupted" if step == 5 else None
+
+    monkeypatch.setattr(run_module, "StopOnSignal", CtrlCAtStep5)
+    args = ["train", "--data", str(data), "--epochs", "3", "--batch-size", "6", "--quiet",
+            "--out-dir", str(tmp_path), "--name", "f", "--set", "test_fraction=0.25"]
+    assert main(args) == 130
+    run = tmp_path / "f"
+    assert {"split.json", "skipped.txt", "skipped.json", "classes.json"} <= {
+        p.name for p in run.iterdir()}
+    monkeypatch.setattr(run_module, "StopOnSignal", StopOnSignal)
+    capsys.readouterr()
+
+    assert main(["train", "--resume", str(run), "--batch-size", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "batch_size: 6 -> 8" in err and "--force" in err and "Traceback" not in err
+
+    assert main(["train", "--resume", str(run), "--quiet", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epochs_completed"] == 3 and summary["non_exact_resume"] is False
+    assert summary["resumes"][0]["batch_in_epoch"] == 2        # 3 batches an epoch, stopped at 5
+    assert summary["data"]["channels"] == 3 and summary["test"]["images"] >= 6
+    assert summary["classes"] == ["blue", "green", "red"]
+
+
+def test_nonfinite_loss_is_a_clear_stop(tmp_path, capsys):
+    rc = main(["train", "--epochs", "1", "--lr", "1e30", "--precision", "32", "--quiet",
+               "--out-dir", str(tmp_path), "--name", "nan"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "loss became" in err and "lower --lr" in err
+    summary = json.loads((tmp_path / "nan" / "summary.json").read_text())
+    assert summary["stop_reason"] == "nonfinite_loss"
+    assert not (tmp_path / "nan" / "last.safetensors").exists()   # no good epoch to keep
+
+
+def test_resume_flags_need_a_run(tmp_path, capsys):
+    assert main(["train", "--force", "--out-dir", str(tmp_path)]) == 2
+    assert "--force only applies with --resume" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "missing")]) == 2
+    assert "no config.yaml" in capsys.readouterr().err

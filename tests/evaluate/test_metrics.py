@@ -1,10 +1,11 @@
-"""Top-k accuracy/error and the confusion matrix on hand-made examples."""
+"""Top-k accuracy/error, confusion matrix, precision/recall and confident errors by hand."""
 
 import pytest
 import torch
 
 from cnnlab.errors import ConfigError, InputShapeError
-from cnnlab.evaluate.metrics import confusion_matrix, topk_accuracy, topk_correct, topk_error
+from cnnlab.evaluate.metrics import (confident_errors, confusion_matrix, precision_recall,
+                                     topk_accuracy, topk_correct, topk_error)
 
 # Four images, six classes. Ranks of the true class: 1st, 3rd, 6th, 2nd.
 SCORES = torch.tensor([
@@ -43,3 +44,35 @@ def test_confusion_matrix_rows_are_true_classes():
     assert int(from_scores.sum()) == 4
     with pytest.raises(InputShapeError, match=r"\[0, 3\)"):
         confusion_matrix(torch.tensor([0, 3]), torch.tensor([0, 1]), 3)
+
+
+def test_precision_recall_matches_sklearn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 5, (200,), generator=g)
+    preds = torch.where(torch.rand(200, generator=g) < 0.6, labels,
+                        torch.randint(0, 5, (200,), generator=g))
+    preds[preds == 4] = 3                       # class 4 is never predicted: precision 0, not NaN
+    got = precision_recall(confusion_matrix(preds, labels, 5))
+    p, r, f, s = precision_recall_fscore_support(labels.numpy(), preds.numpy(), labels=range(5),
+                                                 zero_division=0)
+    assert got["precision"] == pytest.approx(p.tolist())
+    assert got["recall"] == pytest.approx(r.tolist())
+    assert got["f1"] == pytest.approx(f.tolist())
+    assert got["support"] == s.tolist()
+    assert got["precision"][4] == 0.0 and got["recall"][4] == 0.0
+    with pytest.raises(InputShapeError, match="square"):
+        precision_recall(torch.zeros(2, 3))
+
+
+def test_confident_errors_by_hand():
+    probs = torch.tensor([[0.9, 0.1],     # right
+                          [0.2, 0.8],     # wrong, 0.8
+                          [0.4, 0.6],     # wrong, 0.6
+                          [0.05, 0.95]])  # wrong, 0.95
+    errs = confident_errors(probs, torch.tensor([0, 0, 0, 0]), n=2)
+    assert [e["index"] for e in errs] == [3, 1]
+    assert errs[0] == {"index": 3, "label": 0, "predicted": 1, "probability": pytest.approx(0.95),
+                       "p_label": pytest.approx(0.05)}
+    assert confident_errors(probs, torch.tensor([0, 1, 1, 1])) == []

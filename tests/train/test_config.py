@@ -40,3 +40,21 @@ def test_choices_and_synonyms_from_files(tmp_path):
         from_dict(TrainConfig, {"precision": "fp16"})
     assert from_dict(TrainConfig, {"precision": 32, "weight_decay": "1e-4"}) == TrainConfig(
         precision="32", weight_decay=1e-4)
+
+
+
+def test_every_packaged_recipe_resolves_to_a_zoo_model():
+    from pathlib import Path
+
+    import cnnlab
+
+    recipes = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+    assert len(recipes) >= 2
+    for path in recipes:
+        assert resolve(TrainConfig, path).model in cnnlab.list_models(), path
+
+
+def test_held_out_fractions_must_leave_training_images():
+    with pytest.raises(ConfigError, match="test_fraction"):
+        TrainConfig(val_fraction=0.5, test_fraction=0.5)
+    assert TrainConfig(val_fraction=0.2, test_fraction=0.2).test_fraction == 0.2

@@ -121,3 +121,16 @@ def test_bf16_autocast_trains_with_fp32_weights(toy):
     history = loop.fit(model, loaders, build_optimizer(model, "sgd", lr=0.05), cfg)
     assert len(history) == 1 and all(p.dtype == torch.float32 for p in model.parameters())
     assert torch.isfinite(torch.tensor(history[0]["train_loss"]))
+
+
+def test_nonfinite_loss_stops_before_the_update(toy):
+    model, loaders = toy
+    x = loaders.train.x
+    x[torch.arange(len(x)) == 40] = float("inf")                # one poisoned image
+    opt = build_optimizer(model, "momentum", lr=CFG.lr)
+    rec = Recorder()
+    history = loop.fit(model, loaders, opt, CFG, [rec])
+    assert history.stop_reason == "nonfinite_loss" and len(history) == 0
+    assert "loss became nan at epoch 1" in history.stop_detail
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert rec.ends[0][3] == "nonfinite_loss"

@@ -1,5 +1,6 @@
 """train(): the run directory, its files, interruption, and the checks at the edges."""
 
+import dataclasses
 import json
 
 import pytest
@@ -8,7 +9,7 @@ import yaml
 
 import cnnlab
 from cnnlab.config import resolve
-from cnnlab.errors import ConfigError
+from cnnlab.errors import CheckpointMismatchError, ConfigError
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.run import macs_per_image, make_run_dir, train
@@ -79,7 +80,7 @@ def test_interrupted_run_saves_last_and_skips_test(toy, tmp_path):
 
 def test_edges_fail_clearly(toy, tmp_path):
     model, loaders = toy
-    with pytest.raises(ConfigError, match="digits only"):
+    with pytest.raises(ConfigError, match="does not exist"):
         train(TrainConfig(data="/some/folder", out_dir=str(tmp_path)))
     with pytest.raises(ConfigError, match="reset_classifier"):
         train(TrainConfig(out_dir=str(tmp_path)), model=type(model)(num_classes=5),
@@ -112,3 +113,210 @@ def test_default_recipe_reaches_98_percent_on_digits(tmp_path):
     result = train(TrainConfig(out_dir=str(tmp_path), quiet=True))
     assert result.test["acc1"] >= 0.98, result.test["acc1"]
     assert result.summary["seconds"] < 60
+
+
+class StopAfterEpoch:
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, **_):
+        return "stopped" if epoch + 1 == self.epoch else None
+
+
+class StopAtStep:
+    def __init__(self, step):
+        self.step = step
+
+    def on_batch_end(self, step, **_):
+        return "stopped" if step == self.step else None
+
+
+def _state_tensors(state, prefix=""):
+    """Every tensor in a nested checkpoint state, keyed by its path."""
+    if isinstance(state, torch.Tensor):
+        return {prefix: state}
+    items = state.items() if isinstance(state, dict) else (
+        enumerate(state) if isinstance(state, (list, tuple)) else [])
+    out = {}
+    for k, v in items:
+        out.update(_state_tensors(v, f"{prefix}/{k}"))
+    return out
+
+
+def tiny_digits():
+    """The digits' batches cut to 192 train / 64 val / 64 test images (3 batches an epoch)."""
+    from cnnlab.train.batches import Loaders, TensorBatches, digits_loaders
+
+    d = digits_loaders(image_size=32, val_fraction=0.1, shift=2)
+    train = TensorBatches(d.train.x[:192], d.train.y[:192], 64, shuffle=True, seed=0, shift=2,
+                          fill=d.train.fill)
+    return Loaders(train, TensorBatches(d.val.x[:64], d.val.y[:64], 64),
+                   TensorBatches(d.test.x[:64], d.test.y[:64], 64), d.classes, d.mean, d.std,
+                   d.info)
+
+
+def test_resume_on_digits_is_bit_exact(tmp_path):
+    import copy
+
+    from cnnlab.train.run import resume_config
+
+    data = tiny_digits()              # LeNet-5 (built by train from cfg.model), tiny epochs
+    cfg = TrainConfig(epochs=4, deterministic=True, quiet=True, precision="32",
+                      out_dir=str(tmp_path), name="full")
+    full = train(cfg, loaders=copy.deepcopy(data))
+    part = train(dataclasses.replace(cfg, name="part"), loaders=copy.deepcopy(data),
+                 callbacks=[StopAfterEpoch(2)])
+    assert part.summary["epochs_completed"] == 2 and part.summary["model"] == "lenet5"
+    cfg2, changes = resume_config(part.run_dir)
+    assert changes == {} and cfg2 == dataclasses.replace(cfg, name="part", image_size=32)
+    resumed = train(cfg2, loaders=copy.deepcopy(data), resume=part.run_dir)
+
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa = _state_tensors(load_checkpoint(full.run_dir)[1]["optimizer"])
+    sb = _state_tensors(load_checkpoint(resumed.run_dir)[1]["optimizer"])
+    assert len(sa) >= 10 and sa.keys() == sb.keys()              # momentum buffers included
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    drop = ("seconds", "images_per_s")
+    rows = [{k: v for k, v in r.items() if k not in drop} for r in full.history]
+    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed.history] == rows
+    assert resumed.test == full.test and resumed.summary["epochs_completed"] == 4
+    lines = (resumed.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+    assert resumed.summary["non_exact_resume"] is False
+    assert resumed.summary["resumes"][0]["epoch"] == 2
+
+
+def test_resume_mid_epoch_gives_the_same_weights(toy_factory, tmp_path):
+    def run(name, callbacks=(), resume=None):
+        model, loaders = toy_factory(shift=1)                  # 6 batches an epoch
+        loaders.train.flip = True
+        cfg = TrainConfig(epochs=3, out_dir=str(tmp_path), name=name, quiet=True,
+                          deterministic=True, precision="32")
+        return train(cfg, model=model, loaders=loaders, callbacks=callbacks, resume=resume)
+
+    full = run("full")
+    part = run("part", [StopAtStep(9)])                         # 3 batches into epoch 2
+    _, state = load_checkpoint(part.run_dir)
+    assert (state["epoch"], state["global_step"], state["batch_in_epoch"]) == (1, 9, 3)
+    resumed = run("part", resume=part.run_dir)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.summary["epochs_completed"] == 3
+
+
+def test_resume_refuses_changed_settings_unless_forced(toy, tmp_path):
+    from cnnlab.train.run import resume_config
+
+    model, loaders = toy
+    cfg = TrainConfig(epochs=2, out_dir=str(tmp_path), name="r", quiet=True, precision="32")
+    run_dir = train(cfg, model=model, loaders=loaders).run_dir
+    with pytest.raises(ConfigError, match=r"batch_size: 64 -> 32.*--force"):
+        resume_config(run_dir, {"batch_size": 32, "quiet": False})
+    with pytest.raises(ConfigError, match=r"already ran all 2 epoch\(s\)"):
+        train(resume_config(run_dir)[0], model=model, loaders=loaders, resume=run_dir)
+    cfg3, changes = resume_config(run_dir, {"epochs": 3, "name": "ignored"}, force=True)
+    assert changes == {"epochs": (2, 3)} and cfg3.epochs == 3
+    result = train(cfg3, model=model, loaders=loaders, resume=run_dir, resume_changes=changes)
+    assert result.summary["non_exact_resume"] is True and result.summary["epochs_completed"] == 3
+    _, state = load_checkpoint(run_dir)
+    assert state["non_exact_resume"] is True and state["resumes"][0]["changes"] == {
+        "epochs": [2, 3]}
+    assert resume_config(run_dir, {"quiet": False}) == (dataclasses.replace(cfg3, quiet=False), {})
+    cfg4, changes = resume_config(run_dir, {"epochs": 4, "optimizer": "adam"}, force=True)
+    result = train(cfg4, model=model, loaders=loaders, resume=run_dir, resume_changes=changes)
+    assert result.summary["epochs_completed"] == 4                 # a fresh Adam state
+    assert "exp_avg" in str(load_checkpoint(run_dir)[1]["optimizer"]["state"].get(0, {}).keys())
+    with pytest.raises(ConfigError, match="no config.yaml"):
+        resume_config(tmp_path / "nowhere")
+    loaders.classes = ["a", "b", "zebra"]                       # other data, same shapes
+    with pytest.raises(CheckpointMismatchError, match="classes"):
+        train(cfg3, model=model, loaders=loaders, resume=run_dir)
+
+
+def test_resume_from_a_corrupt_checkpoint_is_a_clear_error(toy, tmp_path):
+    from cnnlab.errors import InvalidCheckpointError
+
+    model, loaders = toy
+    cfg = TrainConfig(epochs=3, out_dir=str(tmp_path), name="c", quiet=True, precision="32")
+    run_dir = train(cfg, model=model, loaders=loaders, callbacks=[StopAfterEpoch(1)]).run_dir
+    weights = run_dir / "last.safetensors"
+    good = weights.read_bytes()
+    flipped = bytearray(good)
+    flipped[-3] ^= 0x10                                          # one bit of one weight
+    weights.write_bytes(bytes(flipped))
+    with pytest.raises(InvalidCheckpointError, match=r"corrupt \(sha256 mismatch\)"):
+        train(cfg, model=model, loaders=loaders, resume=run_dir)
+    weights.write_bytes(good)
+    state = run_dir / "last.state.pt"
+    good_state = state.read_bytes()
+    state.write_bytes(good_state[:len(good_state) // 2])         # truncated
+    with pytest.raises(InvalidCheckpointError, match="corrupt"):
+        train(cfg, model=model, loaders=loaders, resume=run_dir)
+    state.write_bytes(good_state)
+    stale = run_dir / ".last.safetensors.tmp-99999"             # a crash mid-write
+    stale.write_bytes(good[:100])
+    result = train(cfg, model=model, loaders=loaders, resume=run_dir)
+    assert result.summary["epochs_completed"] == 3 and not stale.exists()
+
+
+class NanAfter(torch.nn.Module):
+    """Wraps a model; its training-mode output turns NaN from the `n`-th call on."""
+
+    def __init__(self, model, n):
+        super().__init__()
+        self.model, self.n, self.calls = model, n, 0
+        self.num_classes = model.num_classes
+
+    def forward(self, x):
+        out = self.model(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.n:
+                return out * float("nan")
+        return out
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(toy, tmp_path):
+    model, loaders = toy
+    net = NanAfter(model, 9)                                     # epoch 2, batch 3
+    cfg = TrainConfig(epochs=3, out_dir=str(tmp_path), name="n", quiet=True, precision="32")
+    result = train(cfg, model=net, loaders=loaders)
+    s = result.summary
+    assert s["stop_reason"] == "nonfinite_loss" and s["test"] is None
+    assert "loss became nan at epoch 2, batch 3 (step 9)" in s["stop_detail"]
+    weights, state = load_checkpoint(result.run_dir)
+    assert (state["epoch"], state["global_step"]) == (1, 6)      # epoch 1's checkpoint stays
+    assert all(torch.isfinite(v).all() for v in weights.values())
+    assert all(torch.isfinite(p).all() for p in net.parameters())  # no update from the NaN
+
+
+def test_train_on_an_image_folder(image_folder, tmp_path):
+    from cnnlab.data import SplitSpec
+    from cnnlab.train.checkpoint import load_weights_file
+
+    cfg = TrainConfig(data=str(image_folder), epochs=3, batch_size=4, lr=0.02, val_fraction=0.2,
+                      test_fraction=0.2, out_dir=str(tmp_path), name="f", quiet=True,
+                      precision="32")
+    result = train(cfg)
+    run = result.run_dir
+    assert result.model.num_classes == 3 and result.summary["data"]["channels"] == 3
+    assert result.test["images"] >= 5 and result.test["acc1"] >= 0.6   # chance: 1/3
+    assert json.loads((run / "classes.json").read_text()) == {"blue": 0, "green": 1, "red": 2}
+    assert SplitSpec.load(run / "split.json").classes == ["blue", "green", "red"]
+    assert "broken.png" in (run / "skipped.txt").read_text()
+    assert json.loads((run / "skipped.json").read_text())["skipped_count"] == 1
+    _, header = load_weights_file(run / "best.safetensors")
+    _, state = load_checkpoint(run)
+    assert header["input_size"] == 32 and header["in_chans"] == 3   # LeNet-5's registry size
+    assert len(state["meta"]["mean"]) == 3 and state["meta"]["class_to_idx"]["red"] == 2
+    assert all(0 < m < 1 for m in state["meta"]["mean"])
+    cfg2, _ = resume_config_for(run, epochs=4)
+    again = train(cfg2, resume=run, resume_changes={"epochs": (3, 4)})   # reuses split.json
+    assert again.summary["epochs_completed"] == 4 and again.test["images"] == result.test["images"]
+
+
+def resume_config_for(run, **overrides):
+    from cnnlab.train.run import resume_config
+
+    return resume_config(run, overrides, force=True)

@@ -1,5 +1,20 @@
 """Train a classifier; with no arguments, LeNet-5 on the embedded digits (98-99% test accuracy).
 
+--data PATH trains on an image folder (one sub-folder per class, or train/ val/ test/ folders of
+them) or a .tar/.tar.gz/.zip of one. Images are decoded once into memory at --image-size (default:
+the model's input size), standardised with the training split's per-channel mean/std and
+augmented per batch (random shift; left-right flips unless --no-hflip). Grey data trains a
+one-channel model where the model's default is one channel (LeNet-5), else becomes RGB. Without
+val/ or test/ folders, --set val_fraction=... / test_fraction=... hold images out per class; the
+split is saved as RUN/split.json, unusable files are listed in RUN/skipped.txt.
+
+--resume runs/NAME continues a stopped run from its `last` checkpoint with the settings saved in
+it (model, optimiser and schedule state, epoch and step, random-generator states, data order). A
+flag that changes the run (e.g. --epochs) is an error showing the difference, unless --force,
+which records non_exact_resume: true. With --deterministic, a resumed run ends with the same
+weights, bit for bit, as one that was never stopped. A NaN/inf loss stops the run with exit
+status 1 and keeps the last good checkpoint.
+
 Settings come from the TrainConfig defaults, then --config FILE (YAML, see configs/), then the
 flags below; --set KEY=VALUE reaches any other TrainConfig field (e.g. lr_step_epochs). Each run
 writes runs/NAME/: config.yaml (the resolved settings), environment.json (versions, device,
@@ -17,6 +32,10 @@ examples:
   cnnlab train --epochs 5 --optimizer adam --lr 1e-3 --name adam-test
   cnnlab train --config configs/digits-lenet5.yaml --loss svm --set lr_step_epochs=5
   cnnlab train --quiet --json > summary.json
+  cnnlab train --data shapes/ --model resnet20 --epochs 30 --name shapes
+  cnnlab train --data cifar10-jpg.tar.gz --model resnet20 --image-size 32
+  cnnlab train --resume runs/shapes                    # after Ctrl-C or a crash
+  cnnlab train --resume runs/shapes --epochs 40 --force
 """
 
 from __future__ import annotations
@@ -30,14 +49,15 @@ HELP = "train a model (default: LeNet-5 on the embedded digits) and report test 
 _FIELDS = ("model", "data", "image_size", "epochs", "batch_size", "lr", "optimizer", "momentum",
            "nesterov", "weight_decay", "schedule", "warmup_epochs", "label_smoothing", "loss",
            "precision", "channels_last", "device", "threads", "seed", "deterministic", "out_dir",
-           "name", "quiet")
+           "name", "quiet", "hflip")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--config", metavar="FILE", help="YAML file of TrainConfig settings; flags override it")
     a("--model", help="zoo model name (default lenet5; `cnnlab models` lists them)")
-    a("--data", help="data set (default: the embedded digits)")
+    a("--data", metavar="PATH",
+      help="image folder or .tar/.tar.gz/.zip archive (default: the embedded digits)")
     a("--image-size", type=int, help="input side in pixels (default: the model's)")
     a("--epochs", type=int, help="passes over the training set (default 20)")
     a("--batch-size", type=int, help="images per step (default 64)")
@@ -61,19 +81,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help="use only deterministic algorithms (slower; bitwise repeatable runs)")
     a("--out-dir", help="parent of the run directory (default runs)")
     a("--name", help="run directory name (default MODEL-DATE-TIME)")
+    a("--hflip", action=argparse.BooleanOptionalAction, default=None,
+      help="random left-right flips (default: on for --data, off for digits)")
+    a("--resume", metavar="RUN", help="continue the run in directory RUN from its last checkpoint")
+    a("--force", action="store_true",
+      help="with --resume: accept flags that change the run (recorded as non_exact_resume)")
     a("--set", action="append", default=[], metavar="KEY=VALUE",
       help="any other TrainConfig field, e.g. --set lr_step_epochs=10 (repeatable)")
     a("--quiet", action="store_true", default=None, help="no progress bar or per-epoch lines")
     a("--json", action="store_true", help="print the run summary as JSON")
 
 
-def config_from_args(args):
-    """The TrainConfig that the flags (over --config, over the defaults) describe."""
+def overrides_from_args(args) -> dict:
+    """The TrainConfig keys set by --set and by explicit flags (flags win)."""
     import yaml
 
-    from cnnlab.config import resolve
     from cnnlab.errors import ConfigError
-    from cnnlab.train.config import TrainConfig
 
     overrides = {}
     for item in args.set:
@@ -82,7 +105,15 @@ def config_from_args(args):
             raise ConfigError(f"--set expects KEY=VALUE; got {item!r}")
         overrides[key.strip()] = yaml.safe_load(value) if value.strip() else None
     overrides.update({f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None})
-    return resolve(TrainConfig, args.config, overrides)
+    return overrides
+
+
+def config_from_args(args):
+    """The TrainConfig that the flags (over --config, over the defaults) describe."""
+    from cnnlab.config import resolve
+    from cnnlab.train.config import TrainConfig
+
+    return resolve(TrainConfig, args.config, overrides_from_args(args))
 
 
 def _pct(v) -> str:
@@ -91,11 +122,22 @@ def _pct(v) -> str:
 
 def run(args) -> int:
     import json
+    import sys
 
-    from cnnlab.train.run import train
+    from cnnlab.errors import ConfigError
+    from cnnlab.train.run import resume_config, train
 
-    cfg = config_from_args(args)
-    result = train(cfg)  # progress and per-epoch lines go to stderr, so --json stdout stays clean
+    if args.resume:
+        if args.config:
+            raise ConfigError("--resume takes its settings from RUN/config.yaml; drop --config "
+                              "(or start a new run with --config and --name)")
+        cfg, changes = resume_config(args.resume, overrides_from_args(args), args.force)
+        result = train(cfg, resume=args.resume, resume_changes=changes)
+    else:
+        if args.force:
+            raise ConfigError("--force only applies with --resume RUN")
+        # progress and per-epoch lines go to stderr, so --json stdout stays clean
+        result = train(config_from_args(args))
     s = result.summary
     if args.json:
         print(json.dumps(s, indent=2))
@@ -110,9 +152,15 @@ def run(args) -> int:
                   f"{s['epochs_completed']} epoch{'s' * (s['epochs_completed'] != 1)} in "
                   f"{s['seconds']:.1f} s")
         print(f"run directory: {s['run_dir']}")
+    if s["stop_reason"] == "nonfinite_loss":
+        ckpt = result.run_dir / "last.safetensors"
+        kept = (f"the last good checkpoint is {ckpt} (epoch {s['final']['epoch']})"
+                if s["final"] and ckpt.exists()
+                else "no epoch finished, so no checkpoint was saved")
+        print(f"cnnlab train: stopped, {s['stop_detail']}; {kept}. Try a lower --lr, "
+              f"--warmup-epochs 1, or --precision 32.", file=sys.stderr)
+        return 1
     if s["stop_reason"] in ("interrupted", "terminated"):
-        import sys
-
         final = s["final"]["epoch"] if s["final"] else 0
         print(f"cnnlab train: {s['stop_reason']} after {final} complete epoch(s); checkpoint "
               f"saved to {result.run_dir / 'last.safetensors'}", file=sys.stderr)

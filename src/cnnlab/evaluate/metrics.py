@@ -1,4 +1,5 @@
-"""Classification metrics: top-k accuracy and error (ILSVRC's top-1/top-5), confusion matrix."""
+"""Classification metrics: top-k accuracy and error (ILSVRC's top-1/top-5), confusion matrix,
+per-class precision/recall, and the most confidently wrong predictions."""
 
 from __future__ import annotations
 
@@ -70,3 +71,40 @@ def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor,
                               f"{int(max(predictions.max(), targets.max()))}")
     flat = targets * num_classes + predictions
     return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def precision_recall(cm: torch.Tensor) -> dict[str, list[float]]:
+    """Per-class precision, recall, F1 and support from a (C, C) confusion matrix (rows = truth).
+
+    A class never predicted (or never present) gets 0 for the undefined ratio, as scikit-learn's
+    ``zero_division=0``, so a silent class shows up as a zero rather than disappearing.
+    """
+    if cm.dim() != 2 or cm.shape[0] != cm.shape[1]:
+        raise InputShapeError(f"precision_recall expects a square (C, C) confusion matrix; "
+                              f"got {tuple(cm.shape)}")
+    cm = cm.double()
+    hits = cm.diagonal()
+    predicted, actual = cm.sum(dim=0), cm.sum(dim=1)          # column sums, row sums
+    precision = torch.where(predicted > 0, hits / predicted.clamp(min=1), torch.zeros_like(hits))
+    recall = torch.where(actual > 0, hits / actual.clamp(min=1), torch.zeros_like(hits))
+    both = precision + recall
+    f1 = torch.where(both > 0, 2 * precision * recall / both.clamp(min=1e-300),
+                     torch.zeros_like(hits))
+    return {"precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist(),
+            "support": [int(v) for v in actual.tolist()]}
+
+
+def confident_errors(probs: torch.Tensor, targets: torch.Tensor, n: int = 16) -> list[dict]:
+    """The `n` wrong top-1 predictions with the highest probability, most confident first.
+
+    Each entry: index (row in `probs`), label, predicted, probability (of the predicted class)
+    and p_label (what the model gave the true class).
+    """
+    _check(probs, targets)
+    predicted = probs.argmax(dim=1)
+    wrong = (predicted != targets).nonzero().flatten()
+    conf = probs[wrong, predicted[wrong]]
+    order = conf.argsort(descending=True, stable=True)[:max(n, 0)]
+    return [{"index": int(wrong[i]), "label": int(targets[wrong[i]]),
+             "predicted": int(predicted[wrong[i]]), "probability": float(conf[i]),
+             "p_label": float(probs[wrong[i], targets[wrong[i]]])} for i in order]

@@ -2,6 +2,6 @@
 
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.loop import History, evaluate, fit
-from cnnlab.train.run import RunResult, train
+from cnnlab.train.run import RunResult, resume_config, train
 
-__all__ = ["History", "RunResult", "TrainConfig", "evaluate", "fit", "train"]
+__all__ = ["History", "RunResult", "TrainConfig", "evaluate", "fit", "resume_config", "train"]

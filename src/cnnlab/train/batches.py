@@ -1,7 +1,12 @@
-"""In-memory mini-batches for data sets that fit in RAM (the embedded digits), no DataLoader needed.
+"""In-memory mini-batches for data sets that fit in RAM (digits, decoded image folders).
 
 The shuffle order of epoch e comes from a generator seeded with (seed, e), so epoch e visits the
 same samples in the same order whether or not the run was interrupted and resumed before it.
+
+Image folders stay uint8 in memory (a quarter of float32). Per training batch: the train-time
+augmentation on the uint8 pixels (:mod:`cnnlab.augment`'s pad-and-crop and horizontal flip, drawn
+from the epoch's generator), then ``(pixel / 255 - mean) / std`` with the training split's
+per-channel statistics. Evaluation batches are only standardised.
 """
 
 from __future__ import annotations
@@ -18,18 +23,35 @@ class TensorBatches:
     """Iterate `(x, y)` mini-batches over tensors, reshuffled each epoch from a seeded generator."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
-                 seed: int = 0, drop_last: bool = False, shift: int = 0, fill: float = 0.0):
+                 seed: int = 0, drop_last: bool = False, shift: int = 0, fill: float = 0.0,
+                 flip: bool = False, mean=None, std=None, transform=None):
         if len(x) != len(y):
             raise DataError(f"images and labels differ in length: {len(x)} vs {len(y)}")
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed = seed
-        self.shift, self.fill = shift, fill
+        self.shift, self.fill, self.flip = shift, fill, flip
+        self.transform = transform  # a cnnlab.augment transform, applied before standardising
+        # uint8 images are standardised per batch with these per-channel [0, 1]-scale statistics
+        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32)[:, None, None]
+        self.std = None if std is None else torch.tensor(std, dtype=torch.float32)[:, None, None]
         self.epoch = 0
+        self.skip = 0   # batches to pass over once (resuming mid-epoch); the draws still happen
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the shuffle order of `epoch` (the training loop calls this)."""
         self.epoch = epoch
+
+    def skip_batches(self, n: int) -> None:
+        """Make the next pass start at batch `n` of its epoch, as if the first n had been taken."""
+        self.skip = n
+
+    def to_float(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch as float32: uint8 pixels standardised with mean/std, float passed through."""
+        if x.dtype != torch.uint8:
+            return x
+        x = x.float().div_(255.0)
+        return x if self.mean is None else x.sub_(self.mean).div_(self.std)
 
     def _generator(self) -> torch.Generator:
         # a large odd multiplier keeps (seed, epoch) pairs from colliding for any sane values
@@ -49,12 +71,23 @@ class TensorBatches:
         idx = self.order()
         g = self._generator()
         g.manual_seed(g.initial_seed() + 1)  # shifts independent of the order, still per epoch
+        skip, self.skip = self.skip, 0
         for i in range(len(self)):
             j = idx[i * self.batch_size:(i + 1) * self.batch_size]
-            x = self.x[j]
-            if self.shift:
-                x = random_shift(x, self.shift, self.fill, generator=g)
-            yield x, self.y[j]
+            if i < skip:  # consume this batch's random draws so later batches match a full pass
+                self._augment(self.x[j], g)
+                continue
+            yield self._augment(self.x[j], g), self.y[j]
+
+    def _augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        if self.transform is not None:
+            x = self.transform(x, generator=g)
+        x = self.to_float(x)
+        if self.shift:
+            x = random_shift(x, self.shift, self.fill, generator=g)
+        if self.flip:
+            x = random_hflip(x, generator=g)
+        return x
 
 
 def random_shift(x: torch.Tensor, pad: int, fill: float = 0.0,
@@ -73,6 +106,13 @@ def random_shift(x: torch.Tensor, pad: int, fill: float = 0.0,
                   rows, cols]                                               # (N, C, H, W)
 
 
+def random_hflip(x: torch.Tensor, p: float = 0.5,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mirror each image left-right with probability `p` (Krizhevsky et al. 2012)."""
+    flip = torch.rand(len(x), generator=generator) < p
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
 @dataclass
 class Loaders:
     """The batches of one run plus what a checkpoint must remember about the data."""
@@ -84,6 +124,8 @@ class Loaders:
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
     info: dict = field(default_factory=dict)
+    split: object = None      # image folders: the cnnlab.data.SplitSpec used (saved as split.json)
+    skipped: object = None    # image folders: the cnnlab.data.SkipReport of unusable files
 
 
 def digits_loaders(image_size: int = 32, batch_size: int = 64, val_fraction: float = 0.1,
@@ -118,3 +160,82 @@ def digits_loaders(image_size: int = 32, batch_size: int = 64, val_fraction: flo
     info = {"name": "digits", "train": len(ytr), "val": 0 if yva is None else len(yva),
             "test": len(yte), "image_size": image_size}
     return Loaders(train, val, test, list(CLASSES), (mean,), (std,), info)
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple, tuple]:
+    """Per-channel mean and std of uint8 (N, C, H, W) images on the [0, 1] scale (float64 sums)."""
+    if len(images) == 0:
+        raise DataError("the training split is empty; nothing to compute statistics from")
+    c = images.shape[1]
+    s = torch.zeros(c, dtype=torch.float64)
+    s2 = torch.zeros(c, dtype=torch.float64)
+    for i in range(0, len(images), chunk):  # chunks: a float64 copy of Imagenette is 3.7 GB
+        part = images[i:i + chunk].double().div_(255.0)
+        s += part.sum(dim=(0, 2, 3))
+        s2 += part.square().sum(dim=(0, 2, 3))
+    n = images.numel() / c
+    mean = s / n
+    std = (s2 / n - mean.square()).clamp_min(0).sqrt()
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))  # a constant channel: leave its scale
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def folder_loaders(path, image_size: int, batch_size: int, *, one_channel_if_grey: bool = False,
+                   val_fraction: float = 0.1, test_fraction: float = 0.0, seed: int = 0,
+                   shift: int = 0, flip: bool = True, split_file=None, data_overrides=None,
+                   eval_batch_size: int = 256) -> Loaders:
+    """An image folder or archive decoded once into uint8 memory, as train/val/test batches.
+
+    The split (stratified per class, or the data's own train/val/test folders) comes from
+    :func:`cnnlab.data.load_image_dataset`; `split_file` reuses a saved one. The loaders also
+    carry what a run directory keeps about the data: the SplitSpec and the merged SkipReport.
+    """
+    from cnnlab.data import SkipReport, load_image_dataset
+    from cnnlab.data.folder import resolve_split
+
+    opts = dict(mode="RGB", val_fraction=val_fraction, test_fraction=test_fraction, seed=0,
+                split_file=str(split_file) if split_file else None, **(data_overrides or {}))
+    # seed 0, not the run seed: runs with different seeds then select and test on the same images
+    train_ds = load_image_dataset(path, image_size, "train", **opts)
+    spec = train_ds.spec
+    # decoded as RGB; grey data (R = G = B everywhere) keeps one channel for a one-channel model
+    one = one_channel_if_grey and bool((train_ds.images == train_ds.images[:, :1]).all())
+    splits = {}
+    for name in ("val", "test"):
+        try:
+            splits[name] = resolve_split(spec, name)
+        except DataError:
+            splits[name] = None
+    if splits["val"] is not None and splits["val"] == splits["test"]:
+        splits["test"] = None  # test/ without val/ serves as val; it is not reported twice
+    loaded = {n: load_image_dataset(path, image_size, s, **opts) for n, s in splits.items() if s}
+    report = SkipReport(source=train_ds.skipped.source, strict=train_ds.skipped.strict)
+    report.extend(train_ds.skipped)
+    for ds in loaded.values():   # the listing part of each report repeats the train one's
+        report.skipped += [s for s in ds.skipped.skipped if s not in report.skipped]
+    def pixels(ds):
+        return ds.images[:, :1].contiguous() if one else ds.images
+
+    mean, std = channel_stats(pixels(train_ds))
+
+    def eval_batches(name):
+        ds = loaded.get(name)
+        return None if ds is None else TensorBatches(pixels(ds), ds.labels, eval_batch_size,
+                                                      mean=mean, std=std)
+
+    try:  # the shared augmentation module; its pad-and-crop pads with black, as for CIFAR
+        from cnnlab.augment import Compose, HorizontalFlip, RandomCrop
+
+        steps = ([RandomCrop(image_size, padding=shift)] if shift else []) + (
+            [HorizontalFlip()] if flip else [])
+        transform, shift, flip = (Compose(steps) if steps else None), 0, False
+    except ImportError:  # a tree without cnnlab.augment: the minimal in-file shift and flip
+        transform = None
+    train = TensorBatches(pixels(train_ds), train_ds.labels, batch_size, shuffle=True, seed=seed,
+                          shift=shift, flip=flip, mean=mean, std=std, transform=transform)
+    info = {"name": str(path), "train": len(train_ds), "image_size": image_size,
+            "channels": 1 if one else 3, "split_method": spec.method,
+            **{n: len(ds) for n, ds in loaded.items()},
+            "val_from": splits["val"], "skipped": len(report.skipped)}
+    return Loaders(train, eval_batches("val"), eval_batches("test"), list(train_ds.classes),
+                   mean, std, info, split=spec, skipped=report)

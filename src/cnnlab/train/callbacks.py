@@ -67,10 +67,17 @@ class ProgressBar:
 class MetricsLogger:
     """Appends one row per epoch to RUN/metrics.csv and RUN/metrics.jsonl (flushed every epoch)."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, previous: list[dict] | None = None):
         self.csv_path = Path(run_dir) / "metrics.csv"
         self.jsonl_path = Path(run_dir) / "metrics.jsonl"
         self.columns: list[str] | None = None
+        if previous:  # resuming: rewrite the files with the rows up to the checkpoint
+            self.columns = list(previous[0])
+            with open(self.csv_path, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(self.columns)
+                w.writerows([r.get(c, "") for c in self.columns] for r in previous)
+            self.jsonl_path.write_text("".join(json.dumps(r) + "\n" for r in previous))
 
     def on_epoch_end(self, metrics, **_):
         if self.columns is None:
@@ -91,12 +98,13 @@ class Checkpointer:
     """
 
     def __init__(self, run_dir: str | Path, classes=(), monitor: str = "val_acc1",
-                 meta: dict | None = None, extra: dict | None = None):
+                 meta: dict | None = None, extra: dict | None = None, best: dict | None = None):
         self.run_dir = Path(run_dir)
         self.classes, self.monitor = list(classes), monitor
         self.meta, self.extra = dict(meta or {}), dict(extra or {})
-        self.best_value: float | None = None
-        self.best_epoch: int | None = None
+        best = best or {}   # a resumed run continues the saved {"value", "epoch"}
+        self.best_value: float | None = best.get("value")
+        self.best_epoch: int | None = best.get("epoch")
         self.saved_step: int | None = None
         self.interrupted_save: Path | None = None
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -122,6 +130,8 @@ class Checkpointer:
 
     def on_train_end(self, epoch, step, batch_in_epoch, history, model, optimizer,
                      scheduler=None, **_):
+        if history.stop_reason == "nonfinite_loss":
+            return  # the weights led to a NaN/inf loss: keep the last good checkpoint
         if step != self.saved_step:  # stopped mid-epoch (Ctrl-C, SIGTERM, a callback)
             metrics = history[-1] if history else {}
             self.interrupted_save = self._save("last", model, optimizer, scheduler, epoch, step,

@@ -5,7 +5,9 @@ A checkpoint TAG (``last``, ``best``) in a run directory is two files::
     TAG.safetensors   the model's state_dict (plain tensors, loadable by any safetensors reader
                       and by ``create_model(name, weights=...)``). Header metadata: "format": "pt",
                       "cnnlab": JSON with format "cnnlab-weights/1", model, classes, mean, std,
-                      input_size, epoch, global_step.
+                      input_size, in_chans, class_to_idx, fit (image folders), epoch,
+                      global_step. Inputs are (pixel / 255 - mean) / std per channel, with
+                      the training split's statistics.
     TAG.state.pt      ``torch.save`` of a dict of tensors and primitives only, so it loads with
                       ``torch.load(weights_only=True)`` and no allow-listing:
                         format          "cnnlab-train-state/1"
@@ -17,7 +19,10 @@ A checkpoint TAG (``last``, ``best``) in a run directory is two files::
                         rng             torch / cuda / numpy / python generator states
                         classes         the class names in label order
                         weights_sha256  sha256 of the TAG.safetensors written with this state
-                        + whatever the caller adds (metrics, best, config, versions)
+                        meta            the weights header's fields (model, mean, std, ...)
+                        + whatever the caller adds; `cnnlab train` adds metrics, best
+                          ({monitor, value, epoch}), config, environment, and after a resume
+                          resumes (one record each) and non_exact_resume (a forced change)
 
 Each file goes to a temporary name in the same directory, is flushed and fsynced, then
 ``os.replace``-d over the final name and the directory is fsynced: a crash leaves either the old

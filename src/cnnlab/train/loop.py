@@ -12,11 +12,15 @@ a string return value becomes ``History.stop_reason``.
 
 `epoch` and `batch` are 0-based indices; `step` counts optimiser steps taken so far;
 `metrics["epoch"]` is 1-based (epochs completed).
+
+A loss that is NaN or infinite stops training before that batch's update, with stop_reason
+"nonfinite_loss" and ``History.stop_detail`` saying where; the weights stay the last finite ones.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 
 import torch
@@ -31,6 +35,7 @@ class History(list):
     """One metrics dict per completed epoch, plus why training stopped (None: ran all epochs)."""
 
     stop_reason: str | None = None
+    stop_detail: str | None = None  # a sentence for the user when training stopped on a fault
 
     def best(self, key: str = "val_acc1", mode: str = "max") -> dict | None:
         """The epoch's metrics with the best `key` (None if no epoch has it)."""
@@ -128,8 +133,12 @@ def evaluate(model: nn.Module, batches, *, precision: str = "32", channels_last:
 
 
 def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callbacks=(),
-        scheduler=None, start_epoch: int = 0) -> History:
-    """Mini-batch SGD with backpropagation (LeCun et al. 1998) for cfg.epochs; hooks do the rest."""
+        scheduler=None, start_epoch: int = 0, start_step: int | None = None) -> History:
+    """Mini-batch SGD with backpropagation (LeCun et al. 1998) for cfg.epochs; hooks do the rest.
+
+    `start_step` (default: start_epoch whole epochs) is set when resuming mid-epoch; the
+    batches of that epoch already taken are skipped (``loaders.train.skip_batches``).
+    """
     if len(loaders.train) == 0:
         raise DataError("the training set yields no batches; check the data or lower --batch-size")
     hooks, history = Hooks(callbacks), History()
@@ -140,7 +149,8 @@ def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callba
     fmt = torch.channels_last if cl else torch.contiguous_format
     model.to(memory_format=fmt)
     ctx = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
-    step, epoch, done, stop = start_epoch * len(loaders.train), start_epoch, 0, None
+    step = start_epoch * len(loaders.train) if start_step is None else start_step
+    epoch, done, stop = start_epoch, step - start_epoch * len(loaders.train), None
     hooks.call("on_train_start", epochs=cfg.epochs, steps_per_epoch=len(loaders.train),
                start_epoch=start_epoch, **ctx)
     try:
@@ -148,13 +158,22 @@ def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callba
             model.train()
             if hasattr(loaders.train, "set_epoch"):
                 loaders.train.set_epoch(epoch)
+            if done and hasattr(loaders.train, "skip_batches"):  # resumed mid-epoch
+                loaders.train.skip_batches(done)
             hooks.call("on_epoch_start", epoch=epoch, **ctx)
-            t0, done, n, loss_sum, correct_sum = time.perf_counter(), 0, 0, 0.0, 0
-            for batch, (x, y) in enumerate(loaders.train):
+            t0, n, loss_sum, correct_sum = time.perf_counter(), 0, 0.0, 0
+            lr = optimizer.param_groups[0]["lr"]
+            for batch, (x, y) in enumerate(loaders.train, start=done):
                 x, y = x.to(device, memory_format=fmt), y.to(device)
                 with autocast(precision, device):
                     scores = model(x)
                 loss = loss_fn(scores.float(), y)  # the loss in fp32 even under bf16 autocast
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):  # before the update: the weights stay finite
+                    history.stop_detail = (f"the loss became {loss_value} at epoch {epoch + 1}, "
+                                           f"batch {batch + 1} (step {step + 1})")
+                    stop = "nonfinite_loss"
+                    break
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -162,7 +181,7 @@ def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callba
                 if scheduler is not None:
                     scheduler.step_batch()
                 step, done = step + 1, done + 1
-                loss_value, correct = loss.item(), (scores.argmax(1) == y).sum().item()
+                correct = (scores.argmax(1) == y).sum().item()
                 n, loss_sum, correct_sum = (n + len(y), loss_sum + loss_value * len(y),
                                             correct_sum + correct)
                 stop = hooks.call("on_batch_end", epoch=epoch, step=step, batch=batch,
@@ -172,6 +191,7 @@ def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callba
             if stop:
                 break
             seconds = time.perf_counter() - t0
+            n = max(n, 1)  # resumed after the epoch's last batch: nothing left to average
             metrics = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum / n,
                        "train_acc1": correct_sum / n,
                        **evaluate(model, loaders.val, precision=precision, channels_last=cl,

@@ -5,10 +5,18 @@ Data and model from the config, optimiser and schedule, a run directory::
     runs/NAME/
       config.yaml          the resolved TrainConfig (reload with --config); header: versions
       environment.json     seed, versions (cnnlab, torch, python, numpy), device, precision, threads
+      classes.json         class name -> label index (also in every checkpoint)
+      split.json           image folders: the SplitSpec used (a resume reuses it)
+      skipped.txt/.json    image folders: files that could not be used, with reasons
       metrics.csv          one row per epoch (also metrics.jsonl)
       last.safetensors     weights after the latest epoch (or the Ctrl-C point) + last.state.pt
       best.safetensors     weights with the best validation accuracy + best.state.pt
+      resumes.jsonl        one line per --resume: where it continued, forced changes, versions
       summary.json         final and best metrics, test accuracy/error, confusion matrix
+
+Inputs are standardised with the training split's per-channel mean/std (checkpoint meta "mean",
+"std", on the [0, 1] pixel scale: x = (pixel / 255 - mean) / std). A loss that turns NaN/inf
+stops the run (stop_reason "nonfinite_loss") and leaves the last good checkpoint in place.
 
 then :func:`cnnlab.train.loop.fit` with the progress, logging and checkpoint hooks, and a final
 evaluation on the test split.
@@ -31,10 +39,11 @@ import torch
 from torch import nn
 
 import cnnlab
-from cnnlab.config import save_yaml
-from cnnlab.errors import ConfigError
-from cnnlab.train.batches import Loaders, digits_loaders
+from cnnlab.config import resolve, save_yaml
+from cnnlab.errors import CheckpointMismatchError, ConfigError
+from cnnlab.train.batches import Loaders, digits_loaders, folder_loaders
 from cnnlab.train.callbacks import Checkpointer, MetricsLogger, ProgressBar, StopOnSignal
+from cnnlab.train.checkpoint import load_checkpoint, set_rng_state
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.loop import History, evaluate, fit, resolve_precision, use_channels_last
 from cnnlab.train.losses import make_loss
@@ -129,14 +138,25 @@ def make_run_dir(cfg: TrainConfig) -> Path:
     return run_dir
 
 
-def build_loaders(cfg: TrainConfig, image_size: int) -> Loaders:
-    """The data a TrainConfig names (this slice: the embedded digits only)."""
-    if cfg.data not in (None, "digits"):
-        raise ConfigError(f"data {cfg.data!r}: this version of `cnnlab train` trains on the "
-                          "embedded digits only; omit --data (image folders come in a later "
-                          "release)")
-    return digits_loaders(image_size=image_size, batch_size=cfg.batch_size,
-                          val_fraction=cfg.val_fraction, seed=cfg.seed, shift=cfg.random_shift)
+def build_loaders(cfg: TrainConfig, image_size: int, one_channel_if_grey: bool = True,
+                  split_file=None) -> Loaders:
+    """The data a TrainConfig names: the embedded digits, or an image folder/archive in memory."""
+    if cfg.data in (None, "digits"):
+        loaders = digits_loaders(image_size=image_size, batch_size=cfg.batch_size,
+                                 val_fraction=cfg.val_fraction, seed=cfg.seed,
+                                 shift=cfg.random_shift)
+        loaders.train.flip = bool(cfg.hflip)  # off unless asked: a mirrored 2 is no digit
+        return loaders
+    if not Path(cfg.data).exists():
+        raise ConfigError(f"data {cfg.data!r} does not exist; pass an image folder (one "
+                          "sub-folder per class) or a .tar/.tar.gz/.zip of one, or omit --data "
+                          "for the embedded digits")
+    # flips on by default: natural images are mirror-symmetric in distribution, digits are not
+    return folder_loaders(cfg.data, image_size, cfg.batch_size,
+                          one_channel_if_grey=one_channel_if_grey, val_fraction=cfg.val_fraction,
+                          test_fraction=cfg.test_fraction, seed=cfg.seed, shift=cfg.random_shift,
+                          flip=cfg.hflip is not False, split_file=split_file,
+                          data_overrides={"cache_dir": cfg.data_cache} if cfg.data_cache else None)
 
 
 def split_report(model: nn.Module, batches, precision: str = "32", channels_last: bool = False,
@@ -169,14 +189,89 @@ def _run_settings(cfg: TrainConfig, threads: int | None):
         torch.set_num_threads(prev_threads)
 
 
+# settings that do not change what a resumed run computes: applied (quiet, data_cache) or
+# ignored (out_dir, name: the run directory is the one resumed)
+_RESUME_FREE = {"quiet", "out_dir", "name", "data_cache"}
+
+
+def resume_config(run_dir: str | Path, overrides: dict | None = None, force: bool = False
+                  ) -> tuple[TrainConfig, dict]:
+    """The saved config of `run_dir` with `overrides`; changes are a ConfigError unless `force`.
+
+    Returns (config, changes) where changes maps each changed key to (saved, new).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"cannot resume {str(run_dir)!r}: no config.yaml there; point --resume "
+                          "at a run directory written by `cnnlab train` (e.g. runs/NAME)")
+    saved = resolve(TrainConfig, path)
+    free = {k: v for k, v in (overrides or {}).items()
+            if k in ("quiet", "data_cache") and v is not None}
+    overrides = {k: v for k, v in (overrides or {}).items() if k not in _RESUME_FREE}
+    cfg = resolve(TrainConfig, path, overrides)
+    changes = {k: (getattr(saved, k), getattr(cfg, k)) for k in overrides
+               if getattr(saved, k) != getattr(cfg, k)}
+    if changes and not force:
+        diff = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items())
+        raise ConfigError(f"--resume continues {str(run_dir)!r} with its saved settings, but "
+                          f"these differ: {diff}. Drop those flags, or add --force to resume "
+                          "anyway (recorded as non_exact_resume: true)")
+    return dataclasses.replace(cfg, **free), changes
+
+
+def _previous_rows(run_dir: Path, epochs: int) -> list[dict]:
+    """metrics.jsonl rows of the epochs the checkpoint covers (a later row lost its checkpoint)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r.get("epoch", 0) <= epochs]
+
+
+def _load_resume_state(run_dir: Path, model: nn.Module, optimizer, scheduler, classes,
+                       changed=()) -> dict:
+    """Load `last` into model/optimizer/schedule; a corrupt or foreign checkpoint raises.
+
+    A forced change of optimizer or schedule starts that one afresh (its saved state would not fit).
+    """
+    weights, state = load_checkpoint(run_dir, "last")
+    if list(state.get("classes", [])) != list(classes):
+        raise CheckpointMismatchError(
+            f"{run_dir}/last.state.pt was trained on classes {list(state['classes'])[:5]}... but "
+            f"the data now has {list(classes)[:5]}...; resume with the data the run used")
+    try:
+        model.load_state_dict(weights, strict=True)
+        if state.get("optimizer") is not None and "optimizer" not in changed:
+            optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise CheckpointMismatchError(
+            f"{run_dir}/last.safetensors does not fit the model/optimizer this config builds "
+            f"({str(e).splitlines()[0][:200]}); was --model or --optimizer changed?") from None
+    if state.get("scheduler") is not None and "schedule" not in changed:
+        scheduler.load_state_dict(state["scheduler"])
+    return state
+
+
 def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
-          loaders: Loaders | None = None, callbacks=()) -> RunResult:
-    """Train `cfg.model` (or `model`) on `cfg.data` (or `loaders`); writes the run directory."""
+          loaders: Loaders | None = None, callbacks=(), resume: str | Path | None = None,
+          resume_changes: dict | None = None) -> RunResult:
+    """Train `cfg.model` (or `model`) on `cfg.data` (or `loaders`); writes the run directory.
+
+    `resume`: a run directory to continue from its `last` checkpoint (model, optimiser, schedule,
+    epoch and step, RNG states; the data order follows from (seed, epoch)); get `cfg` from
+    :func:`resume_config`, whose `changes` go in `resume_changes`.
+    """
     device = resolve_device(cfg.device)
+    resume = Path(resume) if resume is not None else None
     with _run_settings(cfg, cfg.threads):
         if loaders is None:
             size = cfg.image_size or getattr(model, "default_input_size", None)
-            loaders = build_loaders(cfg, size or cnnlab.model_info(cfg.model).input_size)
+            default_chans = (getattr(model, "in_chans", None) if model is not None
+                             else cnnlab.model_info(cfg.model).in_chans)
+            split = resume / "split.json" if resume and (resume / "split.json").is_file() else None
+            loaders = build_loaders(cfg, size or cnnlab.model_info(cfg.model).input_size,
+                                    one_channel_if_grey=default_chans == 1, split_file=split)
         classes = list(loaders.classes)
         sample = next(iter(loaders.train))[0]                        # (N, C, H, W)
         image_size = int(sample.shape[-1])
@@ -197,7 +292,23 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
                                     cfg.nesterov, cfg.decay_bias_and_norm)
         scheduler = build_schedule(optimizer, cfg, len(loaders.train))
 
-        run_dir = make_run_dir(cfg)
+        state, previous, resumes = None, [], []
+        if resume is not None:
+            run_dir = resume
+            state = _load_resume_state(run_dir, model, optimizer, scheduler, classes,
+                                       changed=set(resume_changes or {}))
+            if state["epoch"] >= cfg.epochs and not state.get("batch_in_epoch"):
+                raise ConfigError(f"{str(run_dir)!r} already ran all {cfg.epochs} epoch(s); to "
+                                  f"train longer, pass --epochs N (> {cfg.epochs}) with --force")
+            previous = _previous_rows(run_dir, state["epoch"])
+            resumes = list(state.get("resumes", [])) + [{
+                "epoch": state["epoch"], "global_step": state["global_step"],
+                "batch_in_epoch": state.get("batch_in_epoch", 0),
+                "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "changes": {k: [a, b] for k, (a, b) in (resume_changes or {}).items()},
+                "non_exact_resume": bool(resume_changes)}]
+        else:
+            run_dir = make_run_dir(cfg)
         cfg_saved = dataclasses.replace(cfg, image_size=image_size)
         env = environment(device, precision, cl, cfg)
         save_yaml(cfg_saved, run_dir / "config.yaml",
@@ -205,23 +316,52 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
                   f"cnnlab {env['cnnlab']}, torch {env['torch']}, python {env['python']}, "
                   f"device {env['device']}, seed {cfg.seed}\n"
                   f"rerun: cnnlab train --config {run_dir / 'config.yaml'} --name NEW_NAME")
-        (run_dir / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
+        if resume is None:
+            (run_dir / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
+            if loaders.split is not None:
+                loaders.split.save(run_dir / "split.json")
+            (run_dir / "classes.json").write_text(json.dumps(
+                {c: i for i, c in enumerate(classes)}, indent=1, ensure_ascii=False) + "\n")
+            if loaders.skipped is not None:
+                (run_dir / "skipped.txt").write_text(loaders.skipped.to_text() + "\n")
+                (run_dir / "skipped.json").write_text(loaders.skipped.to_json() + "\n")
+        else:
+            with open(run_dir / "resumes.jsonl", "a") as f:
+                f.write(json.dumps({**resumes[-1], "environment": env}) + "\n")
+        non_exact = any(r["non_exact_resume"] for r in resumes)
 
         meta = {"model": getattr(model, "model_name", cfg.model), "input_size": image_size,
                 "in_chans": int(sample.shape[1]), "mean": list(loaders.mean),
-                "std": list(loaders.std)}
-        ckpt = Checkpointer(run_dir, classes, meta=meta,
-                            extra={"config": dataclasses.asdict(cfg_saved), "environment": env})
+                "std": list(loaders.std), "class_to_idx": {c: i for i, c in enumerate(classes)}}
+        if loaders.split is not None:
+            meta["fit"] = "crop"  # cnnlab.data's default: shorter side, then a centre crop
+        extra = {"config": dataclasses.asdict(cfg_saved), "environment": env}
+        if resumes:
+            extra.update(resumes=resumes, non_exact_resume=non_exact)
+        ckpt = Checkpointer(run_dir, classes, meta=meta, extra=extra,
+                            best=state.get("best") if state else None)
         stopper = StopOnSignal()
-        hooks = [stopper] + ([] if cfg.quiet else [ProgressBar()]) + [MetricsLogger(run_dir), ckpt]
+        hooks = [stopper] + ([] if cfg.quiet else [ProgressBar()]) + [
+            MetricsLogger(run_dir, previous), ckpt]
+        start_epoch, start_step = 0, None
+        if state is not None:
+            # in the current epoch length: a forced --batch-size change alters it
+            start_epoch = state["epoch"]
+            start_step = start_epoch * len(loaders.train) + min(
+                int(state.get("batch_in_epoch", 0)), len(loaders.train))
+            set_rng_state(state["rng"])  # dropout and other global draws continue as saved
         t0 = time.perf_counter()
         with stopper:
-            history = fit(model, loaders, optimizer, cfg, hooks + list(callbacks), scheduler)
+            new = fit(model, loaders, optimizer, cfg, hooks + list(callbacks), scheduler,
+                      start_epoch=start_epoch, start_step=start_step)
         seconds = time.perf_counter() - t0
+        history = History(previous + list(new))
+        history.stop_reason, history.stop_detail = new.stop_reason, new.stop_detail
 
         test = (split_report(model, loaders.test, precision, cl, cfg.loss)
                 if loaders.test is not None
-                and history.stop_reason not in ("interrupted", "terminated") else None)
+                and history.stop_reason not in ("interrupted", "terminated", "nonfinite_loss")
+                else None)
     best = history.best("val_acc1") or history.best("train_acc1")
     summary = {
         "run_dir": str(run_dir), "model": meta["model"], "data": loaders.info,
@@ -233,6 +373,10 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
                                       if (run_dir / f"{t}.safetensors").exists()},
         "environment": env,
     }
+    if history.stop_detail:
+        summary["stop_detail"] = history.stop_detail
+    if resumes:
+        summary.update(resumes=resumes, non_exact_resume=non_exact)
     if history.stop_reason in ("interrupted", "terminated"):
         summary["signal"] = int(signal.SIGINT if history.stop_reason == "interrupted"
                                 else signal.SIGTERM)
