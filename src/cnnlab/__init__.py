@@ -17,6 +17,7 @@ _LAZY = {
     "list_models": "cnnlab.models",
     "model_info": "cnnlab.models",
     "load_weights": "cnnlab.models",
+    "load": "cnnlab.evaluate",          # a trained run -> Predictor
 }
 
 

@@ -18,6 +18,9 @@ from cnnlab.errors import CnnlabError
 EPILOG = """\
 examples:
   cnnlab train                          # LeNet-5 on the digits that ship with scikit-learn
+  cnnlab train --data cifar10.tar.gz --model resnet20   # any image folder or archive
+  cnnlab evaluate runs/NAME             # top-k accuracy, confusion matrix, worst mistakes
+  cnnlab predict runs/NAME cat.jpg      # `tabby cat (0.71)` lines
   cnnlab models 'resnet*'               # list models with their parameter counts
   cnnlab summary vgg16 --input-size 224 # per-layer shapes, params, memory, MACs, receptive field
 
