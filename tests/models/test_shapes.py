@@ -155,6 +155,9 @@ def test_compile_and_export_still_work():
     x = torch.randn(2, 3, 16, 16)
     compiled = torch.compile(net, backend="eager")  # dynamo only: no C++ compiler in tests
     torch.testing.assert_close(compiled(x), net(x))
+    # Inside a trace the check never probes; it uses the limits an eager call has worked out.
+    with pytest.raises(InputShapeError, match="at least 10x10"):
+        net(torch.randn(2, 3, 6, 6))
     with pytest.raises(InputShapeError, match="at least 10x10"):
         compiled(torch.randn(2, 3, 6, 6))
     exported = torch.export.export(net, (x,))
