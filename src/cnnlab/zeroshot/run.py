@@ -1,0 +1,299 @@
+"""End to end: a CUB-like source -> features -> a trained zero-shot model, its baselines and its
+metrics in a run folder; and a saved run -> predictions for classes given only as text.
+
+Split discipline (Ba et al. 2015): the text encoder, the zero-shot model and the baselines are
+fitted on seen-class text and seen-class training images only; unseen-class images and articles are
+read after fitting, for evaluation. A run folder holds:
+
+    run.json          config, backbone, classes of the split, metrics, versions
+    model.pt          the zero-shot network (:func:`cnnlab.zeroshot.models.load_zeroshot`)
+    encoder.json      the fitted text encoder (vocabulary + IDF)
+    test.npz          test features, labels and file names (re-evaluation without the backbone)
+    backbone.safetensors   the backbone, only when it was a random init (no --weights)
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab.errors import ConfigError, DataError
+from cnnlab.zeroshot.models import ZeroShotConfig
+
+
+BACKBONE_FILE = "backbone.safetensors"
+
+
+@dataclass(frozen=True)
+class ZeroShotRunConfig:
+    """Where the data and the image features come from, and how the seen classes are split."""
+
+    data: str = ""
+    split: str = "hard"
+    backbone: str = "resnet18"
+    weights: str | None = None
+    image_size: int = 224
+    map_size: int = 7              # conv maps pooled to at most 7 x 7 (VGG conv5_3 after pooling)
+    seen_test_fraction: float = 0.2   # held-out seen-class images: the seen-class AUC is on these
+    baselines: tuple[str, ...] = ("ridge", "cca")
+    model: ZeroShotConfig = field(default_factory=ZeroShotConfig)
+
+    def __post_init__(self):
+        if not 0 < self.seen_test_fraction < 1:
+            raise ConfigError(f"seen_test_fraction must be in (0, 1); "
+                              f"got {self.seen_test_fraction}")
+
+
+def _versions() -> dict:
+    import sklearn
+    import torch
+
+    import cnnlab
+
+    return {"cnnlab": cnnlab.__version__, "torch": torch.__version__,
+            "sklearn": sklearn.__version__, "python": platform.python_version()}
+
+
+def _check_baselines(names) -> None:
+    from cnnlab.zeroshot.baselines import BASELINES
+
+    unknown = [b for b in names if b not in BASELINES]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {unknown}; known: {sorted(BASELINES)}")
+
+
+@dataclass
+class Prepared:
+    """Text and image features of one split. ``seen`` holds everything fitting may use (seen-class
+    text, training images); ``test`` holds held-out seen images and all unseen-class images."""
+
+    classes: list[str]              # seen classes first, then unseen
+    n_seen: int
+    encoder: object
+    text: np.ndarray                # (S + U, V): rows of unseen classes transformed, never fitted
+    train: dict                     # feats (N, D), maps or None, labels in 0..S-1
+    test: dict                      # feats, maps (optional), labels in 0..S+U-1, rels
+    report: object
+    backbone: object = None         # the feature extractor (nn.Module) the features came from
+
+    @property
+    def seen(self) -> list[str]:
+        return self.classes[:self.n_seen]
+
+    @property
+    def unseen(self) -> list[str]:
+        return self.classes[self.n_seen:]
+
+
+def prepare(cfg: ZeroShotRunConfig, progress=None) -> Prepared:
+    """Read the split, fit the text encoder on seen-class text, extract backbone features."""
+    from cnnlab.zeroshot.data import hold_out, read_cub
+    from cnnlab.zeroshot.features import extract_dataset, load_backbone
+    from cnnlab.zeroshot.text import TfidfEncoder
+
+    say = progress or (lambda msg: None)
+    data = read_cub(cfg.data)
+    seen, unseen = data.split(cfg.split)
+    # --- what fitting may use: seen classes only ---------------------------------------------
+    encoder = TfidfEncoder().fit({c: data.texts[c] for c in seen})
+    t_seen = encoder.transform({c: data.texts[c] for c in seen})
+    rels = [r for c in seen for r in data.images[c]]
+    labels = np.asarray([i for i, c in enumerate(seen) for _ in data.images[c]], np.int64)
+    if len(rels) == 0:
+        raise DataError(f"the seen classes of split {cfg.split!r} have no images")
+    test_mask = hold_out(labels, cfg.seen_test_fraction, cfg.model.seed)
+    if cfg.weights is None:
+        import torch
+
+        torch.manual_seed(cfg.model.seed)    # a random backbone: seeded, and saved with the run
+    model, mean, std, _ = load_backbone(cfg.backbone, cfg.weights)
+    want_maps = cfg.model.uses_conv
+    say(f"features of {len(rels)} seen-class images ({cfg.backbone})")
+    f_seen, m_seen, kept = extract_dataset(data, rels, model, mean, std, cfg.image_size,
+                                           want_maps, cfg.map_size)
+    y_seen, test_seen = labels[kept], test_mask[kept]
+    rels_seen = [rels[i] for i in kept]
+    train = {"feats": f_seen[~test_seen], "labels": y_seen[~test_seen],
+             "maps": None if m_seen is None else m_seen[~test_seen]}
+    # --- evaluation only: unseen classes are read from here on --------------------------------
+    t_unseen = encoder.transform({c: data.texts[c] for c in unseen})
+    urels = [r for c in unseen for r in data.images[c]]
+    ulabels = np.asarray([len(seen) + i for i, c in enumerate(unseen) for _ in data.images[c]])
+    say(f"features of {len(urels)} unseen-class images")
+    f_un, m_un, ukept = extract_dataset(data, urels, model, mean, std, cfg.image_size,
+                                        want_maps, cfg.map_size)
+    test = {"feats": np.concatenate([f_seen[test_seen], f_un]),
+            "labels": np.concatenate([y_seen[test_seen], ulabels[ukept]]),
+            "rels": np.asarray([r for r, t in zip(rels_seen, test_seen) if t]
+                               + [urels[i] for i in ukept])}
+    if want_maps:
+        test["maps"] = np.concatenate([m_seen[test_seen], m_un])
+    return Prepared(seen + unseen, len(seen), encoder, np.concatenate([t_seen, t_unseen]),
+                    train, test, data.report, model)
+
+
+def fit_and_evaluate(prep: Prepared, model_cfg: ZeroShotConfig, baselines=("ridge", "cca")):
+    """Fit the zero-shot model and the baselines on ``prep.train`` with seen-class text only;
+    returns (net, loss history, {method: metrics})."""
+    from cnnlab.zeroshot.baselines import BASELINES
+    from cnnlab.zeroshot.evaluate import zeroshot_report
+    from cnnlab.zeroshot.models import fit_zeroshot, predict_scores
+
+    _check_baselines(baselines)
+    t_seen, tr, te = prep.text[:prep.n_seen], prep.train, prep.test
+    net, history = fit_zeroshot(t_seen, tr["labels"], tr["feats"],
+                                tr["maps"] if model_cfg.uses_conv else None, model_cfg)
+    cols = (range(prep.n_seen), range(prep.n_seen, len(prep.classes)))
+    scores = predict_scores(net, prep.text, te["feats"],
+                            te.get("maps") if model_cfg.uses_conv else None)
+    metrics = {model_cfg.kind: zeroshot_report(scores, te["labels"], *cols, prep.classes)}
+    for name in baselines:
+        b = BASELINES[name]().fit(t_seen, tr["labels"], tr["feats"])
+        metrics[f"baseline_{name}"] = zeroshot_report(b.scores(prep.text, te["feats"]),
+                                                      te["labels"], *cols, prep.classes)
+    return net, history, metrics
+
+
+def train_zeroshot(cfg: ZeroShotRunConfig, out_dir=None, progress=None) -> dict:
+    """Fit the zero-shot model and baselines on the seen classes; evaluate on held-out seen images
+    and all unseen images. Returns the run record (also written to `out_dir` if given)."""
+    _check_baselines(cfg.baselines)
+    t0 = time.perf_counter()
+    prep = prepare(cfg, progress)
+    if progress:
+        progress(f"training the {cfg.model.kind} model on {len(prep.train['labels'])} images of "
+                 f"{prep.n_seen} classes")
+    net, history, metrics = fit_and_evaluate(prep, cfg.model, cfg.baselines)
+    record = {"config": asdict(cfg), "seen": prep.seen, "unseen": prep.unseen,
+              "n_train_images": len(prep.train["labels"]), "loss_history": history,
+              "text_dim": prep.encoder.dim, "feature_dim": int(prep.train["feats"].shape[1]),
+              "backbone_file": BACKBONE_FILE if cfg.weights is None else None,
+              "metrics": metrics, "skipped": [f"{s.path}: {s.reason}" for s in prep.report.skipped],
+              "wall_seconds": time.perf_counter() - t0, "device": "cpu", "versions": _versions()}
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        net.save(out / "model.pt")
+        (out / "encoder.json").write_text(json.dumps(prep.encoder.state()), encoding="utf-8")
+        np.savez_compressed(out / "test.npz", text=prep.text, **prep.test)
+        if cfg.weights is None:
+            # without a weights file the backbone is a random init: keep it, or predict could
+            # not reproduce the features the model was trained on
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in prep.backbone.state_dict().items()},
+                      str(out / BACKBONE_FILE))
+        (out / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return record
+
+
+@dataclass
+class ZeroShotRun:
+    """A saved run: record, network, text encoder."""
+
+    path: Path
+    record: dict
+    net: object
+    encoder: object
+
+    @property
+    def config(self) -> dict:
+        return self.record["config"]
+
+
+def load_run(path) -> ZeroShotRun:
+    """Open a run folder written by :func:`train_zeroshot`."""
+    from cnnlab.zeroshot.models import load_zeroshot
+    from cnnlab.zeroshot.text import encoder_from_state
+
+    p = Path(path)
+    missing = [n for n in ("run.json", "model.pt", "encoder.json") if not (p / n).is_file()]
+    if missing:
+        raise ConfigError(f"{p} is not a zero-shot run folder (missing {missing}); create one with "
+                          f"`cnnlab zeroshot train --data CUB --out {p}`")
+    try:
+        record = json.loads((p / "run.json").read_text(encoding="utf-8"))
+        encoder = encoder_from_state(json.loads((p / "encoder.json").read_text(encoding="utf-8")))
+    except (ValueError, KeyError) as e:
+        raise ConfigError(f"{p}: run.json or encoder.json is damaged ({e}); retrain") from None
+    return ZeroShotRun(p, record, load_zeroshot(p / "model.pt"), encoder)
+
+
+def evaluate_run(run: ZeroShotRun) -> dict:
+    """Recompute the model's metrics from the run's saved test features."""
+    from cnnlab.zeroshot.evaluate import zeroshot_report
+    from cnnlab.zeroshot.models import predict_scores
+
+    with np.load(run.path / "test.npz") as z:
+        test = {k: z[k] for k in z.files}
+    seen, unseen = run.record["seen"], run.record["unseen"]
+    scores = predict_scores(run.net, test["text"], test["feats"], test.get("maps"))
+    return zeroshot_report(scores, test["labels"], range(len(seen)),
+                           range(len(seen), len(seen) + len(unseen)), seen + unseen)
+
+
+def explain_run(run: ZeroShotRun, n_classes: int = 3, k: int = 8, out_dir=None) -> list[str]:
+    """Word-sensitivity bar charts and text-to-image retrieval grids (k nearest test images) for
+    the first `n_classes` unseen classes, as PNGs in `out_dir` (default RUN/explain/)."""
+    from cnnlab.zeroshot.data import iter_image_batches, pretty_name, read_cub
+    from cnnlab.zeroshot.explain import (plot_retrieval, plot_word_sensitivities, retrieve,
+                                         word_sensitivities)
+
+    out = Path(out_dir) if out_dir is not None else run.path / "explain"
+    out.mkdir(parents=True, exist_ok=True)
+    with np.load(run.path / "test.npz") as z:
+        test = {key: z[key] for key in z.files}
+    n_seen, vocab = len(run.record["seen"]), run.encoder.vocabulary
+    chosen = run.record["unseen"][:n_classes]
+    written, ranked = [], []
+    for j, cls in enumerate(chosen):
+        col = n_seen + j
+        mine = test["labels"] == col
+        pairs = word_sensitivities(run.net, test["text"][col], vocab, test["feats"][mine],
+                                   test["maps"][mine] if "maps" in test else None)
+        path = out / f"words_{j:02d}.png"
+        plot_word_sensitivities(pairs, path, f"{pretty_name(cls)}: words raising its score")
+        written.append(str(path))
+        ranked.append(retrieve(run.net, test["text"][col], test["feats"], test.get("maps"), k))
+    # decode every retrieved image in one pass over the source (an archive is read sequentially)
+    rels = sorted({str(test["rels"][i]) for idx, _ in ranked for i in idx})
+    data = read_cub(run.config["data"])
+    pixels = {}
+    for batch, pos in iter_image_batches(data, rels, 96):
+        pixels.update({rels[p]: b for p, b in zip(pos, batch)})
+    for j, (cls, (idx, scores)) in enumerate(zip(chosen, ranked)):
+        keep = [i for i, r in enumerate(idx) if str(test["rels"][r]) in pixels]
+        shown = [str(test["rels"][idx[i]]) for i in keep]
+        path = out / f"retrieval_{j:02d}.png"
+        plot_retrieval(np.stack([pixels[r] for r in shown]), scores[keep], path,
+                       f"nearest test images to the {pretty_name(cls)} article",
+                       [pretty_name(r.split("/")[-2]) for r in shown])
+        written.append(str(path))
+    return written
+
+
+def predict_described(run: ZeroShotRun, images: list, descriptions: dict[str, str]) -> np.ndarray:
+    """Probabilities (N, K) of image files among K classes given only as text {name: article}:
+    a softmax over the predicted classifiers' scores."""
+    import torch
+
+    from cnnlab.data.decode import decode_image, fit_image
+    from cnnlab.zeroshot.features import extract_features, load_backbone
+    from cnnlab.zeroshot.models import predict_scores
+
+    cfg = run.config
+    text = run.encoder.transform(descriptions)     # errors name a class without known words
+    saved = run.record.get("backbone_file")
+    weights = str(run.path / saved) if saved else cfg["weights"]
+    model, mean, std, _ = load_backbone(cfg["backbone"], weights)
+    batch = np.stack([fit_image(decode_image(str(p)), cfg["image_size"]).transpose(2, 0, 1)
+                      for p in images])
+    feats, maps = extract_features(model, batch, mean, std, run.net.config.uses_conv,
+                                   cfg["map_size"])
+    scores = predict_scores(run.net, text, feats, maps)
+    return torch.softmax(torch.from_numpy(scores), 1).numpy()

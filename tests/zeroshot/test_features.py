@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+import torch
+
+from cnnlab.errors import ConfigError
+from cnnlab.zeroshot.data import iter_image_batches, read_cub
+from cnnlab.zeroshot.features import extract_dataset, extract_features, load_backbone
+
+
+def test_lenet_features_match_the_model_head():
+    torch.manual_seed(0)
+    model, mean, std, chans = load_backbone("lenet5")
+    assert chans == 1 and len(mean) == 1
+    imgs = np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
+    feats, maps = extract_features(model, imgs, mean, std, conv_maps=True)
+    assert feats.shape == (3, 84) and maps.shape == (3, 16, 5, 5)
+    # RGB goes in as its channel mean, normalised with the model's statistics
+    grey = torch.from_numpy(imgs).float().mean(1, keepdim=True) / 255
+    x = (grey - float(mean[0])) / float(std[0])
+    with torch.no_grad():
+        expect = model.forward_head(model.forward_features(x), pre_logits=True)
+    np.testing.assert_allclose(feats, expect.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_dataset_extraction_keeps_order_and_pools_maps(tiny_cub):
+    data = read_cub(tiny_cub.parent)
+    model, mean, std, _ = load_backbone("resnet18")
+    rels = data.images["003.Green_Bird"] + data.images["001.Red_Bird"][:1]
+    f, m, kept = extract_dataset(data, rels, model, mean, std, 64, conv_maps=True, map_size=1,
+                                 batch_size=2)
+    assert f.shape == (5, 512) and m.shape == (5, 512, 1, 1) and list(kept) == [0, 1, 2, 3, 4]
+    batch, _ = next(iter_image_batches(data, rels[-1:], 64))
+    one, _ = extract_features(model, batch, mean, std)
+    np.testing.assert_allclose(f[-1], one[0], rtol=1e-4, atol=1e-5)
+
+
+def test_channel_mismatch_is_an_error():
+    model, mean, std, _ = load_backbone("resnet18")
+    with pytest.raises(ConfigError, match="channels"):
+        extract_features(model, np.zeros((1, 2, 32, 32), np.uint8), mean, std)

@@ -1,0 +1,84 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.errors import ConfigError, DataError
+from cnnlab.zeroshot.models import ZeroShotConfig, predict_scores
+from cnnlab.zeroshot.run import (ZeroShotRunConfig, evaluate_run, explain_run, load_run,
+                                 predict_described, train_zeroshot)
+
+
+def config(path, **kw):
+    model = ZeroShotConfig(kind=kw.pop("kind", "fc"), epochs=5, hidden=16, embed_dim=8)
+    return ZeroShotRunConfig(data=str(path), backbone="lenet5", image_size=32, model=model, **kw)
+
+
+def test_train_writes_a_run_that_evaluates_and_predicts(tiny_cub, tmp_path):
+    torch.manual_seed(0)
+    record = train_zeroshot(config(tiny_cub.parent, kind="fc+conv"), tmp_path / "run")
+    m = record["metrics"]["fc+conv"]
+    assert set(record["metrics"]) == {"fc+conv", "baseline_ridge", "baseline_cca"}
+    assert m["n_unseen_images"] == 8 and m["n_seen_images"] == 4     # 1 of 4 per seen class
+    assert record["n_train_images"] == 12
+    run = load_run(tmp_path / "run")
+    again = evaluate_run(run)
+    assert again["auc_unseen"] == pytest.approx(m["auc_unseen"], abs=1e-6)
+    img = tiny_cub / "images" / "001.Red_Bird" / "0.jpg"
+    p = predict_described(run, [img, img], {"x": "a red bird", "y": "a blue songbird"})
+    assert p.shape == (2, 2) and np.allclose(p.sum(1), 1) and np.allclose(p[0], p[1])
+    with pytest.raises(DataError, match="'z'"):
+        predict_described(run, [img], {"x": "red", "z": "purple zebra"})
+    written = explain_run(run, n_classes=2, k=3, out_dir=tmp_path / "png")
+    assert sorted(p.rsplit("/", 1)[-1] for p in written) == [
+        "retrieval_00.png", "retrieval_01.png", "words_00.png", "words_01.png"]
+    assert Image.open(written[-1]).size[0] > 100
+
+
+def test_predict_reproduces_the_training_features(tiny_cub, tmp_path):
+    """A random-init backbone is saved with the run: predict scores an image as evaluation did."""
+    train_zeroshot(config(tiny_cub.parent), tmp_path / "run")
+    torch.manual_seed(123)                    # a fresh random init must not leak into predict
+    run = load_run(tmp_path / "run")
+    assert (tmp_path / "run" / "backbone.safetensors").is_file()
+    with np.load(tmp_path / "run" / "test.npz") as z:
+        rel, feats = str(z["rels"][-1]), z["feats"][-1:]
+    # two seen classes' articles: distinct vectors (the unseen colours are out of vocabulary)
+    texts = {c: (tiny_cub / "wikipedia" / f"{c}.txt").read_text() for c in run.record["seen"][:2]}
+    p = predict_described(run, [tiny_cub.parent / rel], texts)
+    scores = predict_scores(run.net, run.encoder.transform(texts), feats)
+    assert abs(scores[0, 0] - scores[0, 1]) > 1e-3                 # the check can fail
+    np.testing.assert_allclose(p, torch.softmax(torch.from_numpy(scores), 1).numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_unseen_data_never_touches_the_fit(tiny_cub, tmp_path):
+    """Split discipline: poisoning unseen-class images and articles leaves the fit unchanged."""
+    cfg = config(tiny_cub.parent)
+    torch.manual_seed(0)
+    train_zeroshot(cfg, tmp_path / "a")
+    for cls in ("005.Black_Bird", "006.White_Bird"):
+        (tiny_cub / "wikipedia" / f"{cls}.txt").write_text("poison zebra giraffe red blue")
+        for f in (tiny_cub / "images" / cls).iterdir():
+            f.write_bytes((tiny_cub / "images" / "001.Red_Bird" / "0.jpg").read_bytes())
+    torch.manual_seed(0)
+    train_zeroshot(cfg, tmp_path / "b")
+    enc_a, enc_b = (json.loads((tmp_path / r / "encoder.json").read_text()) for r in "ab")
+    assert enc_a == enc_b and "zebra" not in enc_a["vocabulary"]
+    sa, sb = (torch.load(tmp_path / r / "model.pt", weights_only=True)["state_dict"] for r in "ab")
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    # ... while the evaluation did see the change
+    ra, rb = (json.loads((tmp_path / r / "run.json").read_text()) for r in "ab")
+    per_class = [r["metrics"]["fc"]["auc_per_unseen_class"] for r in (ra, rb)]
+    assert per_class[0] != per_class[1]
+
+
+def test_bad_config(tiny_cub):
+    with pytest.raises(ConfigError, match="baseline"):
+        train_zeroshot(config(tiny_cub.parent, baselines=("svm",)))
+    with pytest.raises(ConfigError, match="seen_test_fraction"):
+        config(tiny_cub.parent, seen_test_fraction=0)
+    with pytest.raises(ConfigError, match="not a zero-shot run"):
+        load_run(tiny_cub)
