@@ -138,3 +138,41 @@ def test_constant_state_dict_and_config_builder():
         LRSchedule(opt_with_lr(0.2), "cosin", 3, 4)
     const = LRSchedule(opt_with_lr(0.3), "constant", epochs=2, steps_per_epoch=3)
     assert lrs(const, 6) == pytest.approx([0.3] * 6)
+
+
+def test_given_param_groups_keep_their_own_rates_and_decay():
+    net = small_net()
+    head, body = list(net[5].parameters()), [p for m in net[:4] for p in m.parameters()]
+    groups = [{"params": head, "lr": 0.1, "name": "head"},
+              {"params": body, "lr": 0.01, "weight_decay": 0.0, "name": "body"}]
+    opt = build_optimizer(net, "momentum", lr=0.5, weight_decay=1e-3, param_groups=groups)
+    got = {g["name"]: (g["lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups}
+    # head: its own lr, the default decay filled in; body: both its own
+    assert got == {"head": (0.1, 1e-3, 2), "body": (0.01, 0.0, len(body))}
+    assert "weight_decay" not in groups[0]        # the caller's dicts are copied, not filled in
+    with pytest.raises(ConfigError, match="not parameters of the model"):
+        build_optimizer(small_net(), "sgd", param_groups=groups)   # groups of another model
+    with pytest.raises(ConfigError, match="no parameters"):
+        build_optimizer(net, "sgd", param_groups=[{"params": []}])
+
+
+def test_schedule_scales_each_group_from_its_own_base_and_resumes():
+    def make():
+        a, b = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([{"params": [a], "lr": 0.2}, {"params": [b], "lr": 0.02}], lr=1.0)
+        return opt, LRSchedule(opt, "cosine", epochs=3, steps_per_epoch=2, warmup_epochs=1,
+                               min_lr=0.02)
+    opt, s = make()
+    c = lambda p: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p))  # noqa: E731  floor 0.02/0.2
+    seen = []
+    for _ in range(5):
+        seen.append([g["lr"] for g in opt.param_groups])
+        s.step_batch()
+    factors = [0.5, 1.0, c(0), c(1 / 4), c(2 / 4)]
+    assert [a for a, _ in seen] == pytest.approx([0.2 * f for f in factors])
+    assert [b for _, b in seen] == pytest.approx([0.02 * f for f in factors])
+    fresh_opt, fresh = make()
+    fresh_opt.load_state_dict(opt.state_dict())
+    fresh.load_state_dict(s.state_dict())
+    assert [g["lr"] for g in fresh_opt.param_groups] == pytest.approx(
+        [0.2 * c(3 / 4), 0.02 * c(3 / 4)])

@@ -53,9 +53,16 @@ _FIELDS = ("model", "data", "image_size", "epochs", "batch_size", "lr", "optimiz
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_train_arguments(parser)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser,
+                        model_help: str = "zoo model name (default lenet5; `cnnlab models` lists "
+                        "them)") -> None:
+    """Every TrainConfig flag plus --resume/--force/--set/--json (shared with `cnnlab finetune`)."""
     a = parser.add_argument
     a("--config", metavar="FILE", help="YAML file of TrainConfig settings; flags override it")
-    a("--model", help="zoo model name (default lenet5; `cnnlab models` lists them)")
+    a("--model", help=model_help)
     a("--data", metavar="PATH",
       help="image folder or .tar/.tar.gz/.zip archive (default: the embedded digits)")
     a("--image-size", type=int, help="input side in pixels (default: the model's)")
@@ -121,13 +128,16 @@ def _pct(v) -> str:
 
 
 def run(args) -> int:
-    import json
-    import sys
+    from pathlib import Path
 
     from cnnlab.errors import ConfigError
     from cnnlab.train.run import resume_config, train
 
     if args.resume:
+        if (Path(args.resume) / "finetune.json").is_file():
+            # its frozen groups and discriminative rates live in finetune.json, not config.yaml
+            raise ConfigError(f"{args.resume} is a fine-tuning run; resume it with "
+                              f"`cnnlab finetune --resume {args.resume}`")
         if args.config:
             raise ConfigError("--resume takes its settings from RUN/config.yaml; drop --config "
                               "(or start a new run with --config and --name)")
@@ -138,8 +148,16 @@ def run(args) -> int:
             raise ConfigError("--force only applies with --resume RUN")
         # progress and per-epoch lines go to stderr, so --json stdout stays clean
         result = train(config_from_args(args))
+    return report(result, args.json)
+
+
+def report(result, as_json: bool = False, verb: str = "train") -> int:
+    """Print a run's summary (JSON, or accuracy lines) and return the verb's exit status."""
+    import json
+    import sys
+
     s = result.summary
-    if args.json:
+    if as_json:
         print(json.dumps(s, indent=2))
     else:
         test = s["test"]
@@ -157,12 +175,12 @@ def run(args) -> int:
         kept = (f"the last good checkpoint is {ckpt} (epoch {s['final']['epoch']})"
                 if s["final"] and ckpt.exists()
                 else "no epoch finished, so no checkpoint was saved")
-        print(f"cnnlab train: stopped, {s['stop_detail']}; {kept}. Try a lower --lr, "
+        print(f"cnnlab {verb}: stopped, {s['stop_detail']}; {kept}. Try a lower --lr, "
               f"--warmup-epochs 1, or --precision 32.", file=sys.stderr)
         return 1
     if s["stop_reason"] in ("interrupted", "terminated"):
         final = s["final"]["epoch"] if s["final"] else 0
-        print(f"cnnlab train: {s['stop_reason']} after {final} complete epoch(s); checkpoint "
+        print(f"cnnlab {verb}: {s['stop_reason']} after {final} complete epoch(s); checkpoint "
               f"saved to {result.run_dir / 'last.safetensors'}", file=sys.stderr)
         return 128 + s["signal"]  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
     return 0

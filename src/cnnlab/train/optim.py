@@ -55,12 +55,44 @@ def param_groups(model: nn.Module, weight_decay: float,
     return groups
 
 
+_default_groups = param_groups  # build_optimizer's argument of the same name shadows it
+
+
+def given_groups(model: nn.Module, groups, lr: float, weight_decay: float) -> list[dict]:
+    """Copies of caller-made parameter groups, with `lr` and `weight_decay` where a group has none.
+
+    Every tensor must be a parameter of `model`: groups built from another model (a copy, or
+    the model before it was rebuilt) would train nothing that the run saves.
+    """
+    own = {id(p) for p in model.parameters()}
+    out, foreign = [], 0
+    for g in groups:
+        if not isinstance(g, dict) or "params" not in g:
+            raise ConfigError(f"each parameter group must be a dict with 'params'; got {g!r:.80}")
+        params = [g["params"]] if isinstance(g["params"], torch.Tensor) else list(g["params"])
+        foreign += sum(id(p) not in own for p in params)
+        out.append({"lr": lr, "weight_decay": weight_decay, **g, "params": params})
+    if foreign:
+        raise ConfigError(f"{foreign} tensor(s) in param_groups are not parameters of the model "
+                          "being trained; build the groups from that model (transfer.prepare "
+                          "returns the model with its groups)")
+    if not any(out_g["params"] for out_g in out):
+        raise ConfigError("param_groups hold no parameters; unfreeze at least the classifier")
+    return out
+
+
 def build_optimizer(model: nn.Module, name: str = "momentum", lr: float = 0.05,
                     weight_decay: float = 0.0, momentum: float | None = None,
-                    nesterov: bool = False,
-                    decay_bias_and_norm: bool = False) -> torch.optim.Optimizer:
-    """A torch.optim optimiser by update-rule name, with weight decay on weights only by default."""
-    groups = param_groups(model, weight_decay, decay_bias_and_norm)
+                    nesterov: bool = False, decay_bias_and_norm: bool = False,
+                    param_groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    """A torch.optim optimiser by update-rule name, with weight decay on weights only by default.
+
+    `param_groups` (e.g. discriminative rates from :func:`cnnlab.transfer.prepare`) replaces the
+    default decay/no-decay grouping; each group keeps its own 'lr' and 'weight_decay', and
+    `lr`/`weight_decay` fill in where a group has none (`decay_bias_and_norm` is then unused).
+    """
+    groups = (given_groups(model, param_groups, lr, weight_decay) if param_groups is not None
+              else _default_groups(model, weight_decay, decay_bias_and_norm))
     if name in ("sgd", "momentum", "nesterov"):
         # momentum=None means the rule's own default: 0.9 (Sutskever et al. 2013) or none for sgd
         m = momentum if momentum is not None else (0.0 if name == "sgd" else 0.9)
@@ -85,6 +117,10 @@ def build_optimizer(model: nn.Module, name: str = "momentum", lr: float = 0.05,
 
 class LRSchedule:
     """Sets each group's lr to base_lr * factor(step) before every batch; see the module docstring.
+
+    Each group has its own base rate (its lr when the schedule is made), so discriminative rates
+    keep their ratios all through training; the cosine floor `min_lr` applies to the group with
+    the largest base rate and proportionally to the others.
 
     Call :meth:`step_batch` after each optimiser step and :meth:`step_epoch` with the validation
     metric (higher is better) after each epoch. The state is a few numbers (see state_dict).

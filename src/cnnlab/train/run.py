@@ -255,13 +255,19 @@ def _load_resume_state(run_dir: Path, model: nn.Module, optimizer, scheduler, cl
 
 def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
           loaders: Loaders | None = None, callbacks=(), resume: str | Path | None = None,
-          resume_changes: dict | None = None) -> RunResult:
+          resume_changes: dict | None = None, param_groups: list[dict] | None = None
+          ) -> RunResult:
     """Train `cfg.model` (or `model`) on `cfg.data` (or `loaders`); writes the run directory.
 
     `resume`: a run directory to continue from its `last` checkpoint (model, optimiser, schedule,
     epoch and step, RNG states; the data order follows from (seed, epoch)); get `cfg` from
     :func:`resume_config`, whose `changes` go in `resume_changes`.
+    `param_groups` (with `model`): optimiser groups with their own 'lr'/'weight_decay' instead
+    of the default decay/no-decay split, e.g. from :func:`cnnlab.transfer.prepare`; a resume must
+    pass groups built the same way, in the same order.
     """
+    if param_groups is not None and model is None:
+        raise ConfigError("param_groups refer to a model's parameters; pass that model too")
     device = resolve_device(cfg.device)
     resume = Path(resume) if resume is not None else None
     with _run_settings(cfg, cfg.threads):
@@ -289,7 +295,7 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
         precision = resolve_precision(cfg.precision, device)
         cl = use_channels_last(cfg.channels_last, model)
         optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum,
-                                    cfg.nesterov, cfg.decay_bias_and_norm)
+                                    cfg.nesterov, cfg.decay_bias_and_norm, param_groups)
         scheduler = build_schedule(optimizer, cfg, len(loaders.train))
 
         state, previous, resumes = None, [], []
