@@ -77,3 +77,41 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert "does not exist" in err and "Traceback" not in err
     assert main(["data", "info", str(tmp_path)]) == 2
     assert "no class folders" in capsys.readouterr().err
+
+
+def test_csv_cifar_idx_and_manifest(tmp_path, capsys):
+    import gzip
+    import pickle
+    import struct
+
+    root = make_set(tmp_path, bad=False)
+    rows = [f"{c}/{i}.png,{c.upper()}" for c in ("cat", "dog") for i in range(3)]
+    (root / "list.csv").write_text("\n".join(["path,label", *rows, "cat/nope.png,X"]) + "\n")
+    assert main(["data", "info", str(root / "list.csv"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["classes"] == ["CAT", "DOG"] and info["problems"]["skipped_count"] == 1
+    assert main(["data", "manifest", str(root / "list.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["manifest_hash"] == info["manifest_hash"]
+
+    cifar = tmp_path / "cifar"
+    cifar.mkdir()
+    batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (cifar / name).write_bytes(pickle.dumps(batch))
+    (cifar / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"plane", b"car"]}))
+    assert main(["data", "info", str(cifar)]) == 0
+    out = capsys.readouterr().out
+    assert "cifar files" in out and "plane" in out and "across splits" in out
+    assert main(["data", "manifest", str(cifar)]) == 0
+    assert len(capsys.readouterr().out.strip()) == 64
+
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    for prefix in ("train", "t10k"):
+        (mnist / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(
+            bytes([0, 0, 8, 3]) + struct.pack(">3I", 2, 4, 4) + bytes(32)))
+        (mnist / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(
+            bytes([0, 0, 8, 1]) + struct.pack(">I", 3) + bytes(3)))
+    assert main(["data", "scan", str(mnist)]) == 2
+    err = capsys.readouterr().err
+    assert "2 images but" in err and len(err.strip().splitlines()) == 1

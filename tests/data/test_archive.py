@@ -154,3 +154,73 @@ def test_duplicate_member_names_use_the_first_copy(tmp_path):
     assert [f.relpath for f in listing.files] == ["d/cat/a.png"]
     assert any("twice" in n for n in listing.report.notes)
     assert dict(src.payloads(["d/cat/a.png"])) == {"d/cat/a.png": b"first"}
+
+
+def test_nested_archives_are_listed_as_skipped_never_expanded(tmp_path, imgs):
+    """RELIABILITY.md C9: an archive inside the data set is reported, not opened."""
+    from cnnlab.data.folder import read_layout
+
+    inner = tmp_path / "inner.tar.gz"
+    with tarfile.open(inner, "w:gz") as tf:
+        add_bytes(tf, "cat/hidden.png", imgs.solid(imgs.RED))
+    png = imgs.solid(imgs.BLUE)
+    nested = {"d/cat/a.png": png, "d/dog/b.png": png, "d/cat/inner.tar.gz": inner.read_bytes(),
+              "d/dog/more.zip": b"PK\x05\x06" + bytes(18), "d/dog/x.tgz": inner.read_bytes()}
+    with tarfile.open(tmp_path / "outer.tar", "w") as tf:
+        for name, data in nested.items():
+            add_bytes(tf, name, data)
+    with zipfile.ZipFile(tmp_path / "outer.zip", "w") as zf:
+        for name, data in nested.items():
+            zf.writestr(name, data)
+    for path in (tmp_path / "outer.tar", tmp_path / "outer.zip"):
+        _, layout, report = read_layout(path)
+        used = sorted(p for g in layout.groups["all"].values() for p in g)
+        assert used == ["d/cat/a.png", "d/dog/b.png"]
+        nested_skips = [s for s in report.skipped if "nested archives are not expanded" in s.reason]
+        assert len(nested_skips) == 3
+        assert not any("hidden.png" in s.path for s in report.skipped + report.ignored)
+
+
+def test_links_out_of_the_tree_then_writes_through_them_touch_nothing(tmp_path, imgs, monkeypatch):
+    """CVE-2007-4559 pattern: a symlink to outside, then a file 'inside' that link; a hard link to
+    /etc/passwd. Nothing is extracted, links are refused, the sentinel outside stays untouched."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    sentinel = outside / "sentinel.png"
+    sentinel.write_bytes(b"original")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    png = imgs.solid(imgs.RED)
+    path = tmp_path / "links.tar"
+    with tarfile.open(path, "w") as tf:
+        add_bytes(tf, "d/cat/ok.png", png)
+        add_bytes(tf, "d/dog/ok.png", png)
+        add_special(tf, "d/cat/escape", tarfile.SYMTYPE, str(outside))
+        add_bytes(tf, "d/cat/escape/sentinel.png", b"overwritten")
+        add_special(tf, "d/dog/passwd.png", tarfile.LNKTYPE, "/etc/passwd")
+        add_special(tf, "d/dog/up.png", tarfile.SYMTYPE, "../../../outside/sentinel.png")
+    src = ArchiveSource(path, "tar")
+    listing = src.list()
+    reasons = {s.path.split(":", 1)[1]: s.reason for s in listing.report.skipped}
+    assert "symbolic link" in reasons["d/cat/escape"] and "hard link" in reasons["d/dog/passwd.png"]
+    assert "symbolic link" in reasons["d/dog/up.png"]
+    # the member behind the link name is just bytes in the archive, read into memory
+    got = dict(src.payloads([f.relpath for f in listing.files]))
+    assert got["d/cat/escape/sentinel.png"] == b"overwritten"
+    assert sentinel.read_bytes() == b"original" and os.listdir(work) == []
+    assert sorted(os.listdir(outside)) == ["sentinel.png"]
+
+
+def test_zip_special_file_modes_are_refused(tmp_path):
+    path = tmp_path / "special.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("d/cat/ok.png", b"x")
+        for name, mode in [("d/cat/fifo.png", 0o010644), ("d/cat/dev.png", 0o020644)]:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = mode << 16
+            zf.writestr(info, b"")
+    listing = ArchiveSource(path, "zip").list()
+    assert [f.relpath for f in listing.files] == ["d/cat/ok.png"]
+    skipped = listing.report.skipped
+    assert len(skipped) == 2 and all("special" in s.reason for s in skipped)

@@ -60,3 +60,25 @@ def test_scan_notes_empty_classes_instead_of_failing(tmp_path, imgs):
     imgs.write_tree(tmp_path, {"cat/a.png": imgs.solid(imgs.RED), "dog": None})
     report = scan(tmp_path)
     assert len(report) == 0 and any("'dog' has no image files" in n for n in report.notes)
+
+
+def test_unicode_names_round_trip_into_the_json_report(tmp_path, imgs):
+    """RELIABILITY.md C8: class names and bad-file paths come back from JSON exactly."""
+    import json
+    import unicodedata
+
+    nfc, nfd = (unicodedata.normalize(f, "café") for f in ("NFC", "NFD"))
+    classes = ["猫 cat", "собака", "🐶", nfc, nfd, 'say "hi"', "50%"]
+    files = {f"{c}/{i}.png": imgs.solid((40 * i, 10, 10)) for c in classes for i in range(2)}
+    odd = ["new\nline.jpg", "quote\".jpg", "%s%d.jpg", "пусто.jpg"]
+    files |= {f"{classes[0]}/{n}": imgs.truncated_jpeg() if i else b"" for i, n in enumerate(odd)}
+    imgs.write_tree(tmp_path, files)
+    info = dataset_info(tmp_path, sample=None)
+    back = json.loads(json.dumps(info, ensure_ascii=False))
+    assert back["classes"] == sorted(classes) and set(back["counts"]["all"]) == set(classes)
+    assert back["counts"]["all"][nfc] == back["counts"]["all"][nfd] == 2
+    report_paths = {os.path.basename(s["path"]) for s in back["problems"]["skipped"]}
+    assert odd[0] in report_paths                    # the empty one, with its newline intact
+    assert any("differ only by case or Unicode form" in n for n in back["problems"]["notes"])
+    full = scan(tmp_path)
+    assert {os.path.basename(s.path) for s in full.skipped} == set(odd)

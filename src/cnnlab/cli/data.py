@@ -1,9 +1,13 @@
-"""Inspect an image data set (a folder, or a .tar/.tar.gz/.zip archive of one) before training.
+"""Inspect an image data set before training: a folder, an archive, a CSV, CIFAR or MNIST files.
 
-A data set is one sub-folder per class, either directly (cnnlab then splits it, stratified and
-seeded) or inside train/ and val/ (or test/) folders; inside an archive the top folder is found
-automatically. Images in nested sub-folders of a class belong to that class; hidden folders
-(.git, __MACOSX, ...) are never classes.
+PATH is one of:
+  - a folder with one sub-folder per class, either directly (cnnlab then splits it, stratified and
+    seeded) or inside train/ and val/ (or test/) folders; images in nested sub-folders of a class
+    belong to that class; hidden folders (.git, __MACOSX, ...) are never classes;
+  - a .tar/.tar.gz/.zip archive of such a folder (the top folder is found automatically);
+  - a .csv of path,label[,split] rows (header optional, paths relative to the CSV's folder);
+  - the CIFAR-10/100 "python version" batches (folder or .tar.gz), read with a safe unpickler;
+  - MNIST / Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz], ...), in a folder.
 
   info   classes, images per class and split, image sizes (min/median/max), modes, per-channel
          mean/std (over a seeded sample of training images; --sample 0 decodes all), and every
@@ -12,6 +16,10 @@ automatically. Images in nested sub-folders of a class belong to that class; hid
          corrupt, not an image, decompression bomb, unsafe archive member) with the reason.
          Exit status 1 when it finds any, 0 when all is well.
   split  writes the train/val/test split cnnlab would use as JSON, to reuse with split_file.
+  manifest  prints the data set's manifest hash: SHA-256 over the classes and every file's path,
+         size and content hash; a folder and its archive agree; record it with a run's results.
+
+info also lists exact duplicate files (same bytes) across classes and across train/val splits.
 
 With --strict, the first bad file stops the command with an error. Source files are only read.
 
@@ -20,12 +28,14 @@ examples:
   cnnlab data info ~/photos/pets --json > pets.json
   cnnlab data scan ~/photos/pets
   cnnlab data split ~/photos/pets --val-fraction 0.1 --seed 1 -o pets-split.json
+  cnnlab data info labels.csv
+  cnnlab data manifest ~/data/cifar-10-python.tar.gz
 """
 
 from __future__ import annotations
 
 VERB = "data"
-HELP = "inspect an image folder or archive: classes, counts, sizes, mean/std, bad files"
+HELP = "inspect a data set: classes, counts, sizes, mean/std, duplicates, bad files"
 
 
 def add_arguments(parser) -> None:
@@ -44,10 +54,14 @@ def add_arguments(parser) -> None:
                    "cnnlab data scan ~/photos/pets --json > problems.json")
     split = command("split", "write the train/val/test split as JSON",
                     "cnnlab data split ~/photos/pets --val-fraction 0.1 -o pets-split.json")
-    for p in (info, scan, split):
-        p.add_argument("path", help="image folder, or a .tar/.tar.gz/.tgz/.zip archive of one")
-        p.add_argument("--strict", action="store_true",
-                       help="stop with an error at the first bad file instead of reporting it")
+    manifest = command("manifest", "print the data set's manifest hash",
+                       "cnnlab data manifest ~/photos/pets --json")
+    for p in (info, scan, split, manifest):
+        p.add_argument("path", help="image folder or .tar/.tar.gz/.zip of one, a path,label CSV, "
+                                    "CIFAR python batches or MNIST IDX files")
+        if p is not manifest:          # the manifest hashes bytes; it decodes nothing
+            p.add_argument("--strict", action="store_true",
+                           help="stop with an error at the first bad file instead of reporting it")
         p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     for p in (info, scan):
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -60,6 +74,7 @@ def add_arguments(parser) -> None:
     info.add_argument("--seed", type=int, default=0, help="seed of the mean/std sample (default 0)")
     scan.add_argument("--quick", action="store_true",
                       help="check headers only (fast, but misses truncated pixel data)")
+    manifest.add_argument("--json", action="store_true", help="print JSON instead of text")
     split.add_argument("-o", "--output", required=True, help="JSON file to write")
     split.add_argument("--val-fraction", type=float, default=None,
                        help="single tree: share of each class held out for val (default 0.2)")
@@ -87,6 +102,14 @@ def run(args) -> int:
         if report.skipped:
             print(f"note: {len(report.skipped)} non-image file(s) left out; "
                   f"`cnnlab data scan {args.path}` lists them")
+        return 0
+
+    if args.data_command == "manifest":
+        from cnnlab.data.hygiene import manifest_hash
+
+        digest = manifest_hash(args.path)
+        print(json.dumps({"path": str(args.path), "manifest_hash": digest}, ensure_ascii=False)
+              if args.json else digest)
         return 0
 
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels

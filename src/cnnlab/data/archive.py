@@ -206,6 +206,8 @@ class ArchiveSource:
                     done.add(name)
                     f = tf.extractfile(m)
                     yield name, (f.read(cap + 1) if f is not None else Unreadable("unreadable"))
+                    if len(done) == len(wanted):
+                        break         # the rest of a .tar.gz need not be decompressed
         except (tarfile.TarError, zlib.error, EOFError, OSError) as e:
             reason = f"archive is truncated or corrupt here ({type(e).__name__}: {e})"
             for name in sorted(wanted - done):

@@ -8,6 +8,11 @@ Files that cannot be used are skipped and listed in its ``skipped`` report; ``st
 on the first one instead, and a run stops when more than ``max_bad_fraction`` of the files are bad.
 A bad file is dropped, never replaced by a neighbour.
 
+The path may also be a (path, label) CSV (:mod:`cnnlab.data.csvlist`: decoded like a folder), or
+hold CIFAR python batches (:mod:`cnnlab.data.cifar`) or MNIST IDX files (:mod:`cnnlab.data.idx`):
+those are pixels already, so they are only fitted to S x S and to the mode (grey repeated to RGB,
+RGB to Pillow's luma), never cached, and keep their own train/test split ("val" serves test).
+
 uint8 keeps memory at a quarter of float32 (Imagenette's 9,469 training images at 128 px: 465 MB);
 convert per batch. :func:`load_arrays` gives float32 in [0, 1] for small sets, including the
 embedded digits (source None).
@@ -134,6 +139,9 @@ def load_image_dataset(path, image_size: int = 32, split: str = "train",
     except TypeError as e:
         fields = list(DataConfig.__dataclass_fields__)
         raise ConfigError(f"{e}; DataConfig fields are {fields}") from None
+    fmt = array_format(path)
+    if fmt is not None:
+        return _array_dataset(path, fmt, split, cfg)
     source, layout, spec, report = plan(path, cfg)
     chosen = resolve_split(spec, split)
     rels, labels = spec.files[chosen], np.asarray(spec.labels[chosen], dtype=np.int64)
@@ -157,6 +165,61 @@ def load_image_dataset(path, image_size: int = 32, split: str = "train",
                                 f"fix the files or pass allow_empty=True")
     return ImageDataset(torch.from_numpy(images), torch.from_numpy(labels), list(spec.classes),
                         report, [r for r, k in zip(rels, ok) if k], chosen, str(source.path), spec)
+
+
+def array_format(path) -> str | None:
+    """'cifar' or 'idx' when `path` holds CIFAR python batches or MNIST IDX files, else None."""
+    from cnnlab.data.cifar import find_cifar
+    from cnnlab.data.idx import find_idx
+
+    if path is None or str(path) in ("", "digits"):
+        return None
+    if find_idx(path):
+        return "idx"
+    if find_cifar(path) is not None:
+        return "cifar"
+    return None
+
+
+def load_array_split(path, fmt: str, split: str):
+    """(images (N, H, W, C) uint8, labels, classes, files, split served) of a CIFAR/IDX split."""
+    from cnnlab.data.cifar import load_cifar
+    from cnnlab.data.idx import load_idx
+
+    if split not in ("train", "val", "test"):
+        raise DataError(f"split must be 'train', 'val' or 'test'; got {split!r}")
+    x, y, classes, files = (load_cifar if fmt == "cifar" else load_idx)(path, split)
+    return x, y, classes, files, ("train" if split == "train" else "test")
+
+
+def _array_dataset(path, fmt: str, split: str, cfg: DataConfig) -> ImageDataset:
+    """An ImageDataset from CIFAR batches or IDX files: no decoding, only channel and size fits."""
+    import torch
+
+    x, y, classes, files, served = load_array_split(path, fmt, split)
+    if cfg.mode == "RGB" and x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    elif cfg.mode == "L" and x.shape[-1] == 3:
+        # ITU-R 601-2 luma with Pillow's integer weights, so it matches decode_image(mode="L")
+        luma = (x.astype(np.uint32) @ np.array([19595, 38470, 7471], np.uint32) + 0x8000) >> 16
+        x = luma.astype(np.uint8)[..., None]
+    if x.shape[1:3] != (cfg.image_size, cfg.image_size):
+        x = np.stack([fit_image(im, cfg.image_size, cfg.fit) for im in x]) if len(x) else \
+            np.empty((0, cfg.image_size, cfg.image_size, x.shape[-1]), np.uint8)
+    images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))            # (N, C, S, S)
+    report = SkipReport(source=str(path), strict=cfg.strict, checked=len(y))
+    report.note(f"{fmt} {served} split read from {', '.join(files)}")
+    if cfg.split_file or cfg.val_fraction or cfg.test_fraction:
+        report.note(f"split_file/val_fraction/test_fraction ignored: {fmt} files have a fixed "
+                    f"train/test split")
+    # the files' own train/test split, as a spec, so callers find the other split as for folders
+    other = "test" if served == "train" else "train"
+    labels = {served: y.tolist(), other: load_array_split(path, fmt, other)[1].tolist()}
+    names = {s: [f"{s}/{i}" for i in range(len(v))] for s, v in labels.items()}
+    spec = SplitSpec(classes, {s: names[s] for s in ("train", "test")},
+                     {s: labels[s] for s in ("train", "test")}, "folders")
+    return ImageDataset(torch.from_numpy(images), torch.from_numpy(y), classes, report,
+                        names[served], served, str(path), spec)
 
 
 def _decode_all(source, rels: list[str], cfg: DataConfig, report: SkipReport, split: str):

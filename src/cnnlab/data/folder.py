@@ -185,11 +185,21 @@ def find_layout(listing: Listing, report: SkipReport, display=str,
 
 
 def read_layout(path, strict: bool = False, allow_empty: bool = False):
-    """Open and list a folder or archive and find its layout: (source, layout, report).
+    """Open and list a folder, archive or (path, label) CSV and find its layout: (source, layout,
+    report).
 
     The report starts with what listing found (broken links, unsafe archive members, hidden
     folders) and the non-image files of every class folder; nothing is decoded yet.
     """
+    from cnnlab.data.csvlist import is_csv, read_csv_layout
+    from cnnlab.data.dataset import array_format
+
+    if path is not None and is_csv(path):
+        return read_csv_layout(path, strict)
+    if (fmt := array_format(path)) is not None:
+        raise DataError(f"{path} holds {fmt} files, whose train/test split is fixed; they load "
+                        f"with load_image_dataset/load_arrays (--data), but have no image-folder "
+                        f"layout to split or preview")
     source = open_source(path)
     listing = source.list()
     report = SkipReport(source=str(source.path), strict=strict)
