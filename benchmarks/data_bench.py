@@ -18,6 +18,9 @@ Per data set and repeat, with a fresh cache folder (a temp dir, never inside the
   float32 in [0, 1] (what a training loop's loader does each epoch). Images/s, twice: the first
   pass maps the cache's pages in (the file was just written, so they mostly come from the OS page
   cache, not the disk), the second finds them mapped.
+- cached + augmented epoch: the same with the train-time chain of cnnlab.augment applied per
+  batch (CIFAR: pad-4 crop + flip; Imagenette: 128 px random-resized crop + flip + colour
+  jitter). Targets: >= 20,000 and >= 2,000 images/s.
 
 Also: the cache's size on disk (and, with --limit, that size scaled to the full split), peak RSS
 of this process and of its worker processes. Prints one JSON object, then a summary line per data
@@ -81,12 +84,33 @@ def cached_epoch(images, batch_size: int, seed: int) -> float:
     return len(order) / (time.perf_counter() - t0)
 
 
+def augmented_epoch(images, chain, batch_size: int, seed: int) -> float:
+    """A cached epoch through the train-time augmentation chain (issue 4's speed target)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(images), generator=g)
+    t0 = time.perf_counter()
+    for i in range(0, len(order), batch_size):
+        x = chain(images[order[i:i + batch_size]], generator=g).float().div_(255)
+        assert x.shape[0] > 0
+    return len(order) / (time.perf_counter() - t0)
+
+
+def train_chain(name: str):
+    """CIFAR: pad-4 crop + flip at 32 px; Imagenette: 128 px random-resized crop + flip + jitter."""
+    from cnnlab.augment.compose import cifar_train, imagenet_train
+
+    return cifar_train(32) if name == "cifar10" else imagenet_train(128)
+
+
 def bench_set(name: str, path: Path, size: int, args, work: Path) -> dict:
     from cnnlab.data import DataConfig, archive, load_image_dataset
     from cnnlab.data.dataset import plan
 
     split_file, n, full = subset_split(path, args.limit, work / f"{name}-split.json")
     listing, decode, load, first_epoch, epoch, cache_bytes = [], [], [], [], [], 0
+    augmented, chain = [], train_chain(name)
     for r in range(args.repeats):
         cache = work / f"{name}-cache-{r}"
         opts = dict(split_file=split_file, cache_dir=str(cache), num_workers=args.workers,
@@ -104,6 +128,7 @@ def bench_set(name: str, path: Path, size: int, args, work: Path) -> dict:
         assert any("read from cache" in note for note in ds.skipped.notes)
         first_epoch.append(cached_epoch(ds.images, args.batch_size, r))   # maps pages in
         epoch.append(cached_epoch(ds.images, args.batch_size, r + 1))     # pages mapped
+        augmented.append(augmented_epoch(ds.images, chain, args.batch_size, r + 2))
         cache_bytes = dir_bytes(cache)
         del ds
         shutil.rmtree(cache, ignore_errors=True)
@@ -111,7 +136,8 @@ def bench_set(name: str, path: Path, size: int, args, work: Path) -> dict:
             "partial": n < full, "list_archive_s": spread(listing, 2),
             "decode_img_s": spread(decode), "cache_load_s": spread(load, 2),
             "cached_first_epoch_img_s": spread(first_epoch),
-            "cached_epoch_img_s": spread(epoch), "cache_bytes": cache_bytes,
+            "cached_epoch_img_s": spread(epoch),
+            "cached_augmented_epoch_img_s": spread(augmented), "cache_bytes": cache_bytes,
             "cache_bytes_full_split_est": round(cache_bytes * full / max(n, 1))}
 
 
@@ -160,11 +186,13 @@ def main(argv=None) -> int:
     print(json.dumps(out, indent=1))
     for name, r in out["sets"].items():
         d, e, f = r["decode_img_s"], r["cached_epoch_img_s"], r["cached_first_epoch_img_s"]
+        a = r["cached_augmented_epoch_img_s"]
         part = " (partial)" if r["partial"] else ""
         print(f"{name} {r['image_size']}px, {r['images']:,} of {r['train_split_images']:,} train "
               f"images{part}: list {r['list_archive_s']['mean']:.1f} s; decode {d['mean']:,.0f} "
               f"± {d['sd']:,.0f} img/s; cached epoch {f['mean']:,.0f} ± {f['sd']:,.0f} img/s "
-              f"first pass, {e['mean']:,.0f} ± {e['sd']:,.0f} second; cache "
+              f"first pass, {e['mean']:,.0f} ± {e['sd']:,.0f} second; augmented "
+              f"{a['mean']:,.0f} ± {a['sd']:,.0f} img/s; cache "
               f"{r['cache_bytes'] / 1e6:,.0f} MB (full split est. "
               f"{r['cache_bytes_full_split_est'] / 1e6:,.0f} MB); peak RSS {out['peak_rss_mb']:,} "
               f"MB (+ workers {out['peak_rss_workers_mb']:,} MB); {d['runs']} run(s), "

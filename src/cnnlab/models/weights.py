@@ -179,7 +179,7 @@ def fetch(
         )
     if expected is None:
         return path, None
-    digest = _sha256_of(path)
+    digest = sha256_file(path)
     if not digest.startswith(expected):
         raise InvalidCheckpointError(
             f"{path} is corrupt or not the expected file (sha256 mismatch): expected "
@@ -193,7 +193,8 @@ def _hash_from_name(name: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_file(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (weights and checkpoints alike)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -217,7 +218,7 @@ def _download(url: str, sha256, cache_dir, progress) -> tuple[Path, str | None]:
         # still re-checked so a changed upstream file with a new hash refreshes the cache.
         if sha256 is None:
             return dest, None
-        digest = _sha256_of(dest)
+        digest = sha256_file(dest)
         if digest.startswith(sha256):
             return dest, digest
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import InvalidCheckpointError
+from cnnlab.models.weights import sha256_file
 
 WEIGHTS_FORMAT = "cnnlab-weights/1"
 STATE_FORMAT = "cnnlab-train-state/1"
@@ -185,13 +186,6 @@ def save_checkpoint(directory: str | os.PathLike, tag: str, model: nn.Module, *,
     return weights
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def load_weights_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a TAG.safetensors: (state_dict, cnnlab header); a bad file is InvalidCheckpointError."""
@@ -239,7 +233,7 @@ def load_checkpoint(directory: str | os.PathLike, tag: str = "last"
     wpath = directory / f"{tag}.safetensors"
     state = load_state_file(directory / f"{tag}.state.pt")
     weights, _ = load_weights_file(wpath)
-    if _sha256_file(wpath) != state["weights_sha256"]:
+    if sha256_file(wpath) != state["weights_sha256"]:
         raise InvalidCheckpointError(
             f"checkpoint corrupt (sha256 mismatch): {str(wpath)!r} is not the file saved with "
             f"{tag}.state.pt (a save was interrupted or a file was edited). Use the other tag.")
