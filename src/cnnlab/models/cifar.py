@@ -20,7 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import ConfigError
-from cnnlab.models.layers import check_model_args, classifier_layer, conv1x1, conv3x3, kaiming_init_
+from cnnlab.models.layers import (
+    check_model_args, classifier_layer, conv1x1, conv3x3, kaiming_init_, normal_init_,
+)
 from cnnlab.models.registry import register_model
 from cnnlab.models.resnet import BasicBlock
 
@@ -116,7 +118,9 @@ class CifarResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = STAGE_WIDTHS[-1]
         self.fc = nn.Linear(self.num_features, num_classes)
-        kaiming_init_(self)  # sec. 4.2 initialises the weights "as in [13]" (He et al. 2015)
+        # Sec. 4.2 initialises the weights "as in [13]" (He et al. 2015); the fc layer gets small
+        # N(0, 0.01) weights so the initial loss is ln(num_classes) (the course's sanity check).
+        kaiming_init_(self, linear_init=normal_init_)
 
     def _make_stage(self, block, planes: int, n: int, stride: int) -> nn.Sequential:
         stage = []
@@ -153,7 +157,7 @@ class CifarResNet(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """A fresh fc for `num_classes` outputs; 0 leaves an identity (the pooled features)."""
-        self.fc = classifier_layer(self.num_features, num_classes, like=self)
+        self.fc = classifier_layer(self.num_features, num_classes, normal_init_, like=self)
         self.num_classes = num_classes
 
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import ConfigError
-from cnnlab.models.layers import check_model_args, classifier_layer
+from cnnlab.models.layers import check_model_args, classifier_layer, normal_init_
 from cnnlab.models.registry import register_model
 
 _PAPER = "LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition"
@@ -196,6 +196,7 @@ class LeNet5(nn.Module):
         num_classes: int,
         in_chans: int,
         init: Callable[[nn.Module], None],
+        head_init: Callable[[nn.Module], object] | None = None,
     ):
         super().__init__()
         self.features = features
@@ -203,8 +204,11 @@ class LeNet5(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.num_features = classifier.output.in_features  # 84, the F6 units
-        self._init_layer = init  # reused by reset_classifier, so a new head matches the variant
         self.apply(init)
+        # reused by reset_classifier, so a new head matches the variant
+        self._init_layer = head_init or init
+        if head_init is not None:
+            head_init(classifier.output)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """C1, S2, C3, S4: (N, C, 32, 32) -> (N, 16, 5, 5)."""
@@ -249,7 +253,11 @@ def lenet5(num_classes: int = 10, in_chans: int = 1) -> LeNet5:
         ("f6_act", nn.ReLU(inplace=True)),
         ("output", nn.Linear(84, num_classes)),  # 850 at 10 classes; 61,706 in all
     ]))
-    return LeNet5(features, classifier, num_classes, in_chans, init=he_init_)
+    # He init everywhere but the output layer, which gets small N(0, 0.01) weights so the first
+    # logits are near zero and the initial loss is ln(num_classes), the course's sanity check
+    # (He-initialised output weights start it at ~4-5 instead of 2.3 for 10 classes).
+    return LeNet5(features, classifier, num_classes, in_chans, init=he_init_,
+                  head_init=normal_init_)
 
 
 @register_model(input_size=32, in_chans=1, num_classes=10, paper=_PAPER, mean=_MEAN, std=_STD)
