@@ -32,6 +32,10 @@ class InvalidCheckpointError(CnnlabError, ValueError):
     """A weights or checkpoint file that is corrupt, hostile or unreadable."""
 
 
+class CheckpointWriteError(CnnlabError, OSError):
+    """A checkpoint could not be written (disk full, quota); the previous one is intact."""
+
+
 class InvalidImageError(CnnlabError, ValueError):
     """An image file that cannot be decoded."""
 
