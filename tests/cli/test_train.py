@@ -146,3 +146,24 @@ def test_resume_flags_need_a_run(tmp_path, capsys):
     assert "--force only applies with --resume" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "missing")]) == 2
     assert "no config.yaml" in capsys.readouterr().err
+
+
+def test_regularisation_and_step_flags_reach_the_config():
+    import argparse
+
+    from cnnlab.cli.train import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--l1", "1e-5", "--dropout", "0.3", "--init", "kaiming",
+                              "--clip-grad-norm", "2", "--accumulate", "4", "--model", "alexnet"])
+    cfg = config_from_args(args)
+    assert (cfg.l1, cfg.dropout, cfg.init, cfg.clip_grad_norm, cfg.accumulate) == (
+        1e-5, 0.3, "kaiming", 2.0, 4)
+
+
+def test_dropout_on_a_model_without_one_is_a_one_line_error(tmp_path, capsys):
+    assert main(["train", "--dropout", "0.3", "--epochs", "1", "--out-dir", str(tmp_path),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "lenet5 has no dropout" in err and "Traceback" not in err

@@ -184,3 +184,32 @@ def test_squeeze_excite_gradients_reach_both_fcs():
     se(x).square().sum().backward()
     for p in [x, se.fc1.weight, se.fc1.bias, se.fc2.weight, se.fc2.bias]:
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("scheme, std", [
+    ("xavier", math.sqrt(2.0 / (64 * 9 + 32 * 9))),   # uniform(+-a): std = sqrt(2/(in+out))
+    ("kaiming", math.sqrt(2.0 / (64 * 9))),           # He et al. 2015: fan_in, ReLU gain
+])
+def test_init_weights_schemes_std_and_zero_bias(scheme, std):
+    from cnnlab.models.layers import init_weights_
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(64, 32, 3), nn.BatchNorm2d(32), nn.Linear(400, 300))
+    nn.init.uniform_(m[1].weight)
+    bn = m[1].weight.clone()
+    init_weights_(m, scheme)
+    assert m[0].weight.std().item() == pytest.approx(std, rel=0.05)
+    assert torch.all(m[0].bias == 0) and torch.all(m[2].bias == 0)
+    assert torch.equal(m[1].weight, bn)                           # norm layers untouched
+    lin = math.sqrt(2.0 / 700) if scheme == "xavier" else math.sqrt(2.0 / 400)
+    assert m[2].weight.std().item() == pytest.approx(lin, rel=0.05)
+
+
+def test_init_weights_default_keeps_the_model_and_bad_scheme_fails():
+    from cnnlab.models.layers import init_weights_
+
+    m = nn.Linear(3, 2)
+    before = m.weight.clone()
+    assert init_weights_(m, "default") is m and torch.equal(m.weight, before)
+    with pytest.raises(ConfigError, match="unknown init 'glorot'"):
+        init_weights_(m, "glorot")

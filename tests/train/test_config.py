@@ -23,6 +23,10 @@ def test_defaults_are_the_digits_recipe():
     ({"name": "a/b"}, "plain directory name"),
     ({"device": "tpu"}, "device must be"),
     ({"min_lr": 1.0}, "min_lr"),
+    ({"l1": -1e-4}, "l1 must be >= 0"),
+    ({"dropout": 1.0}, "dropout must be in"),
+    ({"clip_grad_norm": 0.0}, "clip_grad_norm must be > 0"),
+    ({"accumulate": 0}, "accumulate must be >= 1"),
 ])
 def test_bad_values_are_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):

@@ -134,3 +134,62 @@ def test_nonfinite_loss_stops_before_the_update(toy):
     assert "loss became nan at epoch 1" in history.stop_detail
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert rec.ends[0][3] == "nonfinite_loss"
+
+
+def _one_batch_fit(toy, **cfg):
+    """One SGD step (lr 0.1, no momentum) on one batch of 16; returns (before, after, history)."""
+    from cnnlab.train.batches import Loaders, TensorBatches
+
+    model, loaders = toy
+    x, y = loaders.train.x[:16], loaders.train.y[:16]
+    one = Loaders(TensorBatches(x, y, 16), None, None, loaders.classes)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = build_optimizer(model, "sgd", lr=0.1)
+    c = TrainConfig(epochs=1, precision="32", weight_decay=0.0, channels_last=False, **cfg)
+    history = loop.fit(model, one, opt, c)
+    return before, model.state_dict(), history
+
+
+def test_l1_adds_lr_times_l1_times_sign_to_weights_only(toy_factory):
+    w0, plain, h0 = _one_batch_fit(toy_factory())
+    _, lasso, h1 = _one_batch_fit(toy_factory(), l1=0.5)
+    for k in w0:
+        shift = lasso[k] - plain[k]
+        if k.endswith("weight"):   # d/dw of l1*|w| is l1*sign(w): one step moves 0.1*0.5 more
+            torch.testing.assert_close(shift, -0.05 * torch.sign(w0[k]), atol=1e-6, rtol=0)
+        else:
+            assert torch.equal(shift, torch.zeros_like(shift)), k
+    assert h1[0]["train_loss"] == pytest.approx(h0[0]["train_loss"])  # logged: the data term
+
+
+def test_clip_grad_norm_bounds_the_update(toy_factory):
+    def step_norm(**cfg):
+        before, after, _ = _one_batch_fit(toy_factory(), **cfg)
+        return torch.cat([(after[k] - before[k]).flatten() for k in before]).norm().item()
+
+    assert step_norm() > 0.01
+    assert step_norm(clip_grad_norm=0.01) == pytest.approx(0.1 * 0.01, rel=1e-4)  # lr * max_norm
+
+
+def test_accumulating_two_batches_of_8_equals_batches_of_16(toy_factory):
+    from cnnlab.train.batches import TensorBatches
+
+    def train(batch_size, accumulate, callbacks=()):
+        model, loaders = toy_factory()
+        loaders.train = TensorBatches(loaders.train.x, loaders.train.y, batch_size)
+        cfg = TrainConfig(epochs=2, precision="32", weight_decay=0.0, accumulate=accumulate,
+                          schedule="cosine", lr=0.1)
+        opt = build_optimizer(model, "momentum", lr=cfg.lr)
+        sched = build_schedule(opt, cfg, len(loaders.train))
+        history = loop.fit(model, loaders, opt, cfg, callbacks, scheduler=sched)
+        return model, history, sched
+
+    big, h_big, s_big = train(16, 1)
+    small, h_small, s_small = train(8, 2)
+    for a, b in zip(big.parameters(), small.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert s_small.step == s_big.step == 12                  # schedule: optimiser steps
+    assert h_small[-1]["step"] == 24                         # step: batches
+    rec = Recorder(stop_at_batch=3)                          # asks mid-group: waits for batch 4
+    train(8, 2, [rec])
+    assert rec.ends == [(0, 4, 4, "enough")]

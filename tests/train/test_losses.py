@@ -61,3 +61,13 @@ def test_make_loss_and_errors():
         make_loss("hinge")
     with pytest.raises(InputShapeError, match=r"\(N, C\)"):
         multiclass_svm_loss(SCORES[0], LABELS[:1])
+
+
+def test_l1_penalty_is_the_sum_of_absolute_values():
+    from cnnlab.train.losses import l1_penalty
+
+    w = [torch.tensor([[1.0, -2.0]], requires_grad=True), torch.tensor([[-0.5]])]
+    out = l1_penalty(w)
+    assert out.item() == pytest.approx(3.5)
+    out.backward()
+    assert w[0].grad.tolist() == [[1.0, -1.0]]  # the subgradient sign(w)

@@ -176,3 +176,43 @@ def test_schedule_scales_each_group_from_its_own_base_and_resumes():
     fresh.load_state_dict(s.state_dict())
     assert [g["lr"] for g in fresh_opt.param_groups] == pytest.approx(
         [0.2 * c(3 / 4), 0.02 * c(3 / 4)])
+
+
+def test_penalised_weights_are_conv_and_linear_weights_only():
+    from cnnlab.train.optim import penalised_weights
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2, 3))
+    net[3].bias.requires_grad_(False)
+    got = {id(p) for p in penalised_weights(net)}
+    assert got == {id(net[0].weight), id(net[3].weight)}
+
+
+def test_schedule_counts_optimiser_steps_under_accumulation():
+    net = nn.Linear(2, 2)
+    opt = build_optimizer(net, "sgd", lr=1.0)
+    # 10 batches per epoch in groups of 4: 4 + 4 + 2 -> 3 optimiser steps per epoch
+    sched = build_schedule(opt, TrainConfig(epochs=2, accumulate=4), 10)
+    assert sched.steps_per_epoch == 3 and sched.total_steps == 6
+    for _ in range(5):
+        sched.step_batch()
+    assert 0 < sched.lr < 1.0 and sched.factor(5) > 0  # cosine not yet at its end
+
+
+def test_model_ema_ramps_its_decay_and_round_trips():
+    from cnnlab.train.optim import ModelEMA
+
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = ModelEMA(net, decay=0.5)
+    start = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    net[1].num_batches_tracked += 7
+    ema.update(net)          # t=1: min(0.5, 2/11): weighs the new weights 9/11
+    torch.testing.assert_close(ema.module[0].weight, start + 9 / 11)
+    assert int(ema.module[1].num_batches_tracked) == 7 and ema.module[0].weight.grad is None
+    for _ in range(20):      # later the decay is the configured 0.5: it converges fast
+        ema.update(net)
+    torch.testing.assert_close(ema.module[0].weight, net[0].weight, atol=1e-5, rtol=0)
+    other = ModelEMA(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)), 0.5)
+    other.load_state_dict(ema.state_dict())
+    assert other.updates == 21 and torch.equal(other.module[0].weight, ema.module[0].weight)

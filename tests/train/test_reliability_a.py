@@ -79,8 +79,6 @@ def test_a3_resume_into_another_head_is_refused(toy_factory, tmp_path):
     assert after == before and "last.state.pt" in after     # no checkpoint was overwritten
 
 
-@pytest.mark.xfail(strict=True, reason="needs run._load_resume_state to list the mismatched keys "
-                   "(it keeps only the first line of load_state_dict's error)")
 def test_a3_resume_mismatch_lists_the_keys(toy_factory, tmp_path):
     msg, _, _ = _resume_into_another_head(toy_factory, tmp_path)
     assert "fc.bias" in msg

@@ -34,7 +34,7 @@ def test_run_directory_files(toy, tmp_path):
     assert result.run_dir == run
     assert {p.name for p in run.iterdir()} >= {
         "config.yaml", "environment.json", "metrics.csv", "metrics.jsonl", "summary.json",
-        "last.safetensors", "last.state.pt", "best.safetensors", "best.state.pt"}
+        "last.safetensors", "last.state.pt", "best.safetensors", "best.state.pt", "curves.png"}
     saved = resolve(TrainConfig, run / "config.yaml")       # the saved config reloads
     assert saved.epochs == 2 and saved.lr == 0.1 and saved.image_size == 8
     env = json.loads((run / "environment.json").read_text())
@@ -314,9 +314,134 @@ def test_train_on_an_image_folder(image_folder, tmp_path):
     cfg2, _ = resume_config_for(run, epochs=4)
     again = train(cfg2, resume=run, resume_changes={"epochs": (3, 4)})   # reuses split.json
     assert again.summary["epochs_completed"] == 4 and again.test["images"] == result.test["images"]
+    # B6: the run recorded its data's manifest; a resume on changed data needs --force
+    from cnnlab.data import manifest_hash
+    from cnnlab.train.run import resume_config
+
+    assert state["data_manifest"] == result.summary["data_manifest"] == manifest_hash(
+        image_folder)
+    png = image_folder / "blue" / "0.png"
+    png.write_bytes((image_folder / "blue" / "1.png").read_bytes())   # same size, new pixels
+    cfg5, changes = resume_config(run, {"epochs": 5}, force=True)
+    with pytest.raises(ConfigError, match="data changed .*manifest [0-9a-f]+ -> [0-9a-f]+"):
+        train(cfg5, resume=run, resume_changes=changes)
+    forced = train(cfg5, resume=run, resume_changes=changes, force=True)
+    assert forced.summary["resumes"][-1]["changes"]["data_manifest"] == [
+        result.summary["data_manifest"], manifest_hash(image_folder)]
 
 
 def resume_config_for(run, **overrides):
     from cnnlab.train.run import resume_config
 
     return resume_config(run, overrides, force=True)
+
+
+def test_build_model_passes_dropout_and_applies_init():
+    from torch import nn
+
+    from cnnlab.train.run import build_model
+
+    net = build_model(TrainConfig(model="squeezenet1_1", dropout=0.3), 3, 3)
+    assert {m.p for m in net.modules() if isinstance(m, nn.Dropout)} == {0.3}
+    with pytest.raises(ConfigError, match="lenet5 has no dropout"):
+        build_model(TrainConfig(dropout=0.3), 10, 1)
+    torch.manual_seed(0)
+    paper = build_model(TrainConfig(), 10, 1)
+    torch.manual_seed(0)
+    xavier = build_model(TrainConfig(init="xavier"), 10, 1)
+    conv = xavier.features[0] if hasattr(xavier, "features") else next(
+        m for m in xavier.modules() if isinstance(m, nn.Conv2d))
+    assert torch.all(conv.bias == 0)
+    assert not torch.equal(paper.state_dict()[next(iter(paper.state_dict()))],
+                           xavier.state_dict()[next(iter(xavier.state_dict()))])
+
+
+def test_dropout_and_init_need_a_model_train_builds(toy, tmp_path):
+    model, loaders = toy
+    for change in ({"dropout": 0.2}, {"init": "kaiming"}):
+        with pytest.raises(ConfigError, match="models that train\\(\\) builds"):
+            train(TrainConfig(out_dir=str(tmp_path), **change), model=model, loaders=loaders)
+
+
+def test_ema_validates_keeps_best_and_resumes_exactly(toy_factory, tmp_path):
+    from cnnlab.train.loop import evaluate
+    from cnnlab.train.checkpoint import load_weights_file
+
+    def run(name, callbacks=(), resume=None):
+        model, loaders = toy_factory(shift=1)                  # 6 batches an epoch
+        cfg = TrainConfig(epochs=3, out_dir=str(tmp_path), name=name, quiet=True,
+                          deterministic=True, precision="32", ema_decay=0.9)
+        return train(cfg, model=model, loaders=loaders, callbacks=callbacks, resume=resume)
+
+    full = run("full")
+    part = run("part", [StopAtStep(9)])
+    _, state = load_checkpoint(part.run_dir)
+    assert state["ema"]["updates"] == 9
+    resumed = run("part", resume=part.run_dir)
+    a, b = full.model.state_dict(), resumed.model.state_dict()   # the EMA weights
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    raw, state = load_checkpoint(full.run_dir)                    # last: the raw weights
+    assert not all(torch.equal(raw[k], a[k]) for k in a)
+    assert all(torch.equal(state["ema"]["weights"][k], a[k]) for k in a)
+    # best holds the weights that were validated: re-evaluating them gives the logged val loss
+    best_row = full.history.best("val_acc1")
+    weights, _ = load_weights_file(full.run_dir / "best.safetensors")
+    _, loaders = toy_factory()
+    net, _ = toy_factory()
+    net.load_state_dict(weights)
+    assert evaluate(net, loaders.val)["loss"] == pytest.approx(best_row["val_loss"], rel=1e-5)
+
+
+def test_monitor_writes_diagnostics_and_summary_findings(toy, tmp_path):
+    model, loaders = toy
+    on = train(TrainConfig(epochs=2, out_dir=str(tmp_path), name="on", quiet=True,
+                           precision="32", monitor_every=4), model=model, loaders=loaders)
+    records = (on.run_dir / "diagnostics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in records] == [1, 5, 9]   # 12 steps, every 4
+    diag = json.loads((on.run_dir / "summary.json").read_text())["diagnostics"]
+    assert diag["monitor_flags"] == [] or {"code", "layer", "message"} <= set(
+        diag["monitor_flags"][0])
+    assert all({"code", "severity", "message"} <= set(f) for f in diag["findings"])
+    off = train(TrainConfig(epochs=1, out_dir=str(tmp_path), name="off", quiet=True,
+                            precision="32", monitor_every=0), model=model,
+                loaders=loaders)
+    assert not (off.run_dir / "diagnostics.jsonl").exists()
+    assert off.summary["diagnostics"]["monitor_flags"] is None
+
+
+def test_optimizer_steps_only_forwards_group_ends():
+    from cnnlab.train.run import OptimizerStepsOnly
+
+    class Seen:
+        def __init__(self):
+            self.batches = []
+
+        def on_batch_end(self, batch, **_):
+            self.batches.append(batch)
+
+    seen = Seen()
+    wrapped = OptimizerStepsOnly(seen, accumulate=3, batches_per_epoch=7)
+    for b in range(7):
+        wrapped.on_batch_end(batch=b, step=b + 1)
+    assert seen.batches == [2, 5, 6]   # groups of 3, and the epoch's short last group
+
+
+def test_compile_trains_and_keeps_checkpoint_keys(monkeypatch, toy, tmp_path):
+    from torch import nn
+
+    from cnnlab.train.checkpoint import load_weights_file
+
+    calls = []
+    real = nn.Module.compile
+
+    def eager_compile(self, *args, **kwargs):   # dynamo tracing without C++ codegen: seconds
+        calls.append(type(self).__name__)
+        return real(self, *args, backend="eager", **kwargs)
+
+    monkeypatch.setattr(nn.Module, "compile", eager_compile)
+    model, loaders = toy
+    keys = set(model.state_dict())
+    result = train(TrainConfig(epochs=1, out_dir=str(tmp_path), name="c", quiet=True,
+                               precision="32", compile=True), model=model, loaders=loaders)
+    assert calls == ["TinyNet"] and result.history[-1]["train_loss"] > 0
+    assert set(load_weights_file(result.run_dir / "last.safetensors")[0]) == keys

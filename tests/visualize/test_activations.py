@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import cnnlab
+from cnnlab.models.lenet import he_init_
 from cnnlab.errors import ConfigError
 from cnnlab.visualize import class_model, max_activating_patches
 from cnnlab.visualize.activations import layer_field
@@ -43,6 +44,9 @@ def test_bad_channel_raises():
 def test_class_model_increases_the_class_score():
     torch.manual_seed(0)
     model = cnnlab.create_model("lenet5").eval()
+    # He-scaled output weights: the zoo starts this layer at N(0, 0.01) (initial loss = ln C),
+    # whose near-zero logits would make the +1.0 gain below a statement about init scale.
+    he_init_(model.classifier.output)
     x, scores = class_model(model, target=3, steps=10, seed=0)
     assert x.shape == (1, 1, 32, 32) and len(scores) == 11
     with torch.no_grad():

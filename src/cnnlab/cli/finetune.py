@@ -104,7 +104,7 @@ def run(args) -> int:
                               f"{', '.join(given + ['--config'] * bool(args.config))}")
         p, changes = plan_resume(args.resume, overrides_from_args(args), args.force)
         print(f"cnnlab finetune: resuming {args.resume}: {p.describe()[0]}", file=out)
-        result = finetune(p, resume=args.resume, resume_changes=changes)
+        result = finetune(p, resume=args.resume, resume_changes=changes, force=args.force)
     else:
         if args.force:
             raise ConfigError("--force only applies with --resume RUN")

@@ -11,15 +11,25 @@ split is saved as RUN/split.json, unusable files are listed in RUN/skipped.txt.
 --resume runs/NAME continues a stopped run from its `last` checkpoint with the settings saved in
 it (model, optimiser and schedule state, epoch and step, random-generator states, data order). A
 flag that changes the run (e.g. --epochs) is an error showing the difference, unless --force,
-which records non_exact_resume: true. With --deterministic, a resumed run ends with the same
-weights, bit for bit, as one that was never stopped. A NaN/inf loss stops the run with exit
-status 1 and keeps the last good checkpoint.
+which records non_exact_resume: true; the same holds for data whose manifest hash (class
+list, file paths and contents; "digits" for the embedded set) differs from the run's. With
+--deterministic, a resumed run ends with the same weights, bit for bit, as one that was never
+stopped. A NaN/inf loss stops the run with exit status 1 and keeps the last good checkpoint.
+
+Regularisation and steps: --weight-decay is L2 on conv/linear weights, --l1 adds an L1 penalty
+on the same weights (both: the elastic net), --dropout sets the rate of models that have one,
+--init re-draws the weights (xavier: Glorot uniform; kaiming: He normal, fan_in), --accumulate K
+steps once per K batches, --clip-grad-norm caps the gradient norm, --ema-decay validates and
+keeps an exponential moving average of the weights, --compile uses torch.compile.
 
 Settings come from the TrainConfig defaults, then --config FILE (YAML, see configs/), then the
 flags below; --set KEY=VALUE reaches any other TrainConfig field (e.g. lr_step_epochs). Each run
 writes runs/NAME/: config.yaml (the resolved settings), environment.json (versions, device,
 seed), metrics.csv/.jsonl (one row per epoch), last/best checkpoints (.safetensors weights plus a
-.state.pt training state) and summary.json (test accuracy, confusion matrix).
+.state.pt training state), summary.json (test accuracy, confusion matrix, the data's manifest
+hash, and "diagnostics": training-monitor flags plus learning-curve hints), curves.png (loss,
+accuracy and learning rate per epoch, train vs val), diagnostics.jsonl (per-layer norms and
+update ratios every --monitor-every steps) and, with TensorBoard installed, tensorboard/.
 
 Ctrl-C (or SIGTERM) stops after the current batch and saves the `last` checkpoint; a second
 Ctrl-C aborts at once.
@@ -32,6 +42,9 @@ examples:
   cnnlab train --epochs 5 --optimizer adam --lr 1e-3 --name adam-test
   cnnlab train --config configs/digits-lenet5.yaml --loss svm --set lr_step_epochs=5
   cnnlab train --quiet --json > summary.json
+  cnnlab train --model alexnet --data shapes/ --dropout 0.3 --init kaiming --l1 1e-5
+  cnnlab train --batch-size 32 --accumulate 4 --clip-grad-norm 1.0   # steps on 128 images
+  cnnlab train --ema-decay 0.999 --monitor-every 0    # EMA weights; no diagnostics
   cnnlab train --data shapes/ --model resnet20 --epochs 30 --name shapes
   cnnlab train --data cifar10-jpg.tar.gz --model resnet20 --image-size 32
   cnnlab train --resume runs/shapes                    # after Ctrl-C or a crash
@@ -49,7 +62,8 @@ HELP = "train a model (default: LeNet-5 on the embedded digits) and report test 
 _FIELDS = ("model", "data", "image_size", "epochs", "batch_size", "lr", "optimizer", "momentum",
            "nesterov", "weight_decay", "schedule", "warmup_epochs", "label_smoothing", "loss",
            "precision", "channels_last", "device", "threads", "seed", "deterministic", "out_dir",
-           "name", "quiet", "hflip")
+           "name", "quiet", "hflip", "l1", "dropout", "init", "clip_grad_norm", "accumulate",
+           "ema_decay", "monitor_every", "compile")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +87,22 @@ def add_train_arguments(parser: argparse.ArgumentParser,
     a("--momentum", type=float, help="momentum coefficient (default 0.9 for momentum/nesterov)")
     a("--nesterov", action="store_true", default=None, help="Nesterov momentum with sgd/momentum")
     a("--weight-decay", type=float, help="L2 decay on weights, not biases/norms (default 5e-4)")
+    a("--l1", type=float, help="L1 penalty on the same weights, added to the loss (default 0; "
+      "with --weight-decay: elastic net)")
+    a("--dropout", type=float, help="dropout rate for models that have one (default: the model's)")
+    a("--init", metavar="default|xavier|kaiming",
+      help="weight init: the paper's own, Glorot uniform or He normal (default default)")
+    a("--clip-grad-norm", type=float, metavar="MAX",
+      help="rescale gradients to at most this global L2 norm (default: off)")
+    a("--accumulate", type=int, metavar="K",
+      help="sum gradients over K batches per optimiser step (default 1)")
+    a("--ema-decay", type=float, metavar="D",
+      help="validate, test and keep as best an EMA of the weights, e.g. 0.999 (default: off)")
+    a("--monitor-every", type=int, metavar="N",
+      help="diagnostics (norms, update ratios, dead ReLUs) every N steps; 0: off (default 50)")
+    a("--compile", action=argparse.BooleanOptionalAction, default=None,
+      help="torch.compile the model (default off: not yet measured faster on CPU; add "
+      "--monitor-every 0, whose sampling hooks cause graph breaks)")
     a("--schedule", metavar="NAME", help="learning-rate schedule (default cosine; see above)")
     a("--warmup-epochs", type=float, help="linear warm-up length in epochs (default 0)")
     a("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0; 0.1 usual)")
@@ -92,7 +122,8 @@ def add_train_arguments(parser: argparse.ArgumentParser,
       help="random left-right flips (default: on for --data, off for digits)")
     a("--resume", metavar="RUN", help="continue the run in directory RUN from its last checkpoint")
     a("--force", action="store_true",
-      help="with --resume: accept flags that change the run (recorded as non_exact_resume)")
+      help="with --resume: accept flags or data that change the run (recorded as "
+      "non_exact_resume)")
     a("--set", action="append", default=[], metavar="KEY=VALUE",
       help="any other TrainConfig field, e.g. --set lr_step_epochs=10 (repeatable)")
     a("--quiet", action="store_true", default=None, help="no progress bar or per-epoch lines")
@@ -142,7 +173,7 @@ def run(args) -> int:
             raise ConfigError("--resume takes its settings from RUN/config.yaml; drop --config "
                               "(or start a new run with --config and --name)")
         cfg, changes = resume_config(args.resume, overrides_from_args(args), args.force)
-        result = train(cfg, resume=args.resume, resume_changes=changes)
+        result = train(cfg, resume=args.resume, resume_changes=changes, force=args.force)
     else:
         if args.force:
             raise ConfigError("--force only applies with --resume RUN")

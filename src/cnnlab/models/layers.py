@@ -70,6 +70,30 @@ def kaiming_init_(model: nn.Module, mode: str = "fan_out",
     return model
 
 
+INIT_SCHEMES = ("default", "xavier", "kaiming")
+
+
+def init_weights_(model: nn.Module, scheme: str = "default") -> nn.Module:
+    """Re-draw every conv/linear weight: Glorot & Bengio 2010 uniform ("xavier") or He et al.
+    2015 normal with fan_in ("kaiming", the paper's forward-pass form); biases to zero.
+
+    "default" keeps the init each builder gave (the paper's own). Norm layers are left alone.
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ConfigError(f"unknown init {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
+    if scheme == "default":
+        return model
+    for m in model.modules():
+        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
+            if scheme == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return model
+
+
 def normal_init_(layer: nn.Module, std: float = 0.01) -> nn.Module:
     """N(0, std) weights and zero bias: the output-layer init of Krizhevsky et al. 2012 (sec. 5),
     which torchvision also gives VGG, MobileNetV2, SqueezeNet's conv10 and the Inceptions.

@@ -498,7 +498,8 @@ def classifier_keys(model: nn.Module) -> set[str]:
     return {k for k in before if k.rsplit(".", 1)[0] == last}
 
 
-def _match_and_load(model: nn.Module, state: dict, report: LoadReport, strict: bool) -> None:
+def _compare(model: nn.Module, state: dict, report: LoadReport) -> dict:
+    """Fill `report` with the keys and shapes in which `state` differs from `model`'s own."""
     own = model.state_dict()
     report.missing = [k for k in own if k not in state]
     report.unexpected = [k for k in state if k not in own]
@@ -506,6 +507,23 @@ def _match_and_load(model: nn.Module, state: dict, report: LoadReport, strict: b
         k: (tuple(v.shape), tuple(own[k].shape))
         for k, v in state.items() if k in own and v.shape != own[k].shape
     }
+    return own
+
+
+def check_state_dict(model: nn.Module, state: dict, path) -> None:
+    """Raise CheckpointMismatchError listing every differing key, before anything is loaded.
+
+    For resuming, where even a classifier mismatch means another run: no head leniency, and the
+    model is left untouched (load_state_dict(strict=True) copies what fits before it raises).
+    """
+    report = LoadReport(source=str(path), path=str(path), format="safetensors")
+    _compare(model, state, report)
+    if report.missing or report.unexpected or report.mismatched:
+        raise CheckpointMismatchError(_mismatch_message(model, report))
+
+
+def _match_and_load(model: nn.Module, state: dict, report: LoadReport, strict: bool) -> None:
+    own = _compare(model, state, report)
     problems = set(report.missing) | set(report.unexpected) | set(report.mismatched)
     head = classifier_keys(model) if problems else set()
     # Lenient only when every difference lies inside the classifier: a class-count change, or

@@ -95,6 +95,8 @@ class Checkpointer:
 
     `monitor` is a metrics key, higher is better (val_acc1), falling back to train_acc1 when
     there is no validation set. `meta`/`extra` are passed to :func:`save_checkpoint`.
+    With an EMA of the weights (the loop's `ema`), its state goes into every state file's
+    "ema" (a resume continues it), and `best` holds the averaged weights, the ones validated.
     """
 
     def __init__(self, run_dir: str | Path, classes=(), monitor: str = "val_acc1",
@@ -110,32 +112,38 @@ class Checkpointer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.run_dir)
 
-    def _save(self, tag, model, optimizer, scheduler, epoch, step, batch_in_epoch, metrics):
+    def _save(self, tag, model, optimizer, scheduler, epoch, step, batch_in_epoch, metrics,
+              ema=None):
         best = {"monitor": self.monitor, "value": self.best_value, "epoch": self.best_epoch}
+        extra = {**self.extra, "metrics": metrics, "best": best}
+        if ema is not None:
+            extra["ema"] = ema.state_dict()
+            if tag == "best":
+                model = ema.module
         return save_checkpoint(self.run_dir, tag, model, optimizer=optimizer, scheduler=scheduler,
                                epoch=epoch, global_step=step, batch_in_epoch=batch_in_epoch,
-                               classes=self.classes, meta=self.meta,
-                               extra={**self.extra, "metrics": metrics, "best": best})
+                               classes=self.classes, meta=self.meta, extra=extra)
 
-    def on_epoch_end(self, epoch, step, metrics, model, optimizer, scheduler=None, **_):
+    def on_epoch_end(self, epoch, step, metrics, model, optimizer, scheduler=None, ema=None,
+                     **_):
         value = metrics.get(self.monitor, metrics.get("train_acc1"))
         improved = value is not None and math.isfinite(value) and (
             self.best_value is None or value > self.best_value)
         if improved:
             self.best_value, self.best_epoch = value, metrics["epoch"]
-        self._save("last", model, optimizer, scheduler, epoch + 1, step, 0, metrics)
+        self._save("last", model, optimizer, scheduler, epoch + 1, step, 0, metrics, ema)
         if improved:
-            self._save("best", model, optimizer, scheduler, epoch + 1, step, 0, metrics)
+            self._save("best", model, optimizer, scheduler, epoch + 1, step, 0, metrics, ema)
         self.saved_step = step
 
     def on_train_end(self, epoch, step, batch_in_epoch, history, model, optimizer,
-                     scheduler=None, **_):
+                     scheduler=None, ema=None, **_):
         if history.stop_reason == "nonfinite_loss":
             return  # the weights led to a NaN/inf loss: keep the last good checkpoint
         if step != self.saved_step:  # stopped mid-epoch (Ctrl-C, SIGTERM, a callback)
             metrics = history[-1] if history else {}
             self.interrupted_save = self._save("last", model, optimizer, scheduler, epoch, step,
-                                               batch_in_epoch, metrics)
+                                               batch_in_epoch, metrics, ema)
             self.saved_step = step
 
 

@@ -40,6 +40,20 @@ class TrainConfig:
     nesterov: bool = False             # Nesterov momentum for sgd/momentum ("nesterov" implies it)
     weight_decay: float = 5e-4         # L2 penalty on conv/linear weights
     decay_bias_and_norm: bool = False  # also decay biases and norm-layer scales/shifts
+    l1: float = 0.0                    # L1 penalty on the same weights, added to the loss; with
+                                       # weight_decay > 0 too, the elastic net (Zou & Hastie 2005)
+    dropout: float | None = None       # None: the model's own rate; else passed to its builder
+    init: Literal["default", "xavier", "kaiming"] = "default"  # default: each paper's own
+    clip_grad_norm: float | None = None  # rescale gradients to at most this global L2 norm
+    accumulate: int = 1                # batches per optimiser step (effective batch: batch_size *
+                                       # accumulate); the schedule counts optimiser steps
+    monitor_every: int = 50            # diagnostics (cnnlab.diagnose.TrainingMonitor) every N
+                                       # optimiser steps into RUN/diagnostics.jsonl; 0: off
+    compile: bool = False              # torch.compile the model for training; off by default:
+                                       # compilation takes seconds to minutes and its CPU gain
+                                       # is not yet measured here (issue 5 asks to measure first)
+    ema_decay: float | None = None     # e.g. 0.999: validate, test and keep as `best` an
+                                       # exponential moving average of the weights
     schedule: ScheduleName = "cosine"
     warmup_epochs: float = 0.0         # linear warm-up (Goyal et al. 2017); may be fractional
     lr_step_epochs: int = 30           # "step": multiply by lr_decay every this many epochs
@@ -64,6 +78,9 @@ class TrainConfig:
         "wd": "weight_decay", "scheduler": "schedule", "lr_schedule": "schedule",
         "smoothing": "label_smoothing", "amp": "precision", "output_dir": "out_dir",
         "dataset": "data", "arch": "model", "input_size": "image_size",
+        "l1_penalty": "l1", "drop_rate": "dropout", "gradient_clip": "clip_grad_norm",
+        "grad_clip": "clip_grad_norm", "accumulate_grad_batches": "accumulate",
+        "ema": "ema_decay", "model_ema_decay": "ema_decay",
     }
 
     def __post_init__(self):
@@ -75,6 +92,16 @@ class TrainConfig:
         need(self.batch_size >= 1, f"batch_size must be >= 1; got {self.batch_size}")
         need(self.lr > 0, f"lr must be > 0; got {self.lr}. Try 0.05 for SGD or 1e-3 for Adam.")
         need(self.weight_decay >= 0, f"weight_decay must be >= 0; got {self.weight_decay}")
+        need(self.l1 >= 0, f"l1 must be >= 0; got {self.l1}. Try 1e-5.")
+        need(self.dropout is None or 0 <= self.dropout < 1,
+             f"dropout must be in [0, 1); got {self.dropout}. 0.5 is AlexNet's rate.")
+        need(self.clip_grad_norm is None or self.clip_grad_norm > 0,
+             f"clip_grad_norm must be > 0; got {self.clip_grad_norm}. Try 1.0, or omit it.")
+        need(self.ema_decay is None or 0 < self.ema_decay < 1,
+             f"ema_decay must be in (0, 1); got {self.ema_decay}. 0.999 is usual.")
+        need(self.monitor_every >= 0, f"monitor_every must be >= 0 (0: off); got "
+             f"{self.monitor_every}")
+        need(self.accumulate >= 1, f"accumulate must be >= 1; got {self.accumulate}")
         need(self.momentum is None or 0 <= self.momentum < 1,
              f"momentum must be in [0, 1); got {self.momentum}")
         need(0 <= self.label_smoothing < 1,

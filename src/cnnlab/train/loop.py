@@ -4,13 +4,15 @@ Callbacks are plain objects with any of these methods, all called with keyword a
 method takes what it needs and ``**_`` for the rest). A truthy return value asks the loop to stop;
 a string return value becomes ``History.stop_reason``.
 
-    on_train_start(model, optimizer, scheduler, epochs, steps_per_epoch, start_epoch)
-    on_epoch_start(epoch, model, optimizer, scheduler)
-    on_batch_end(epoch, step, batch, loss, correct, size, lr, model, optimizer, scheduler)
-    on_epoch_end(epoch, step, metrics, history, model, optimizer, scheduler)
-    on_train_end(epoch, step, batch_in_epoch, history, model, optimizer, scheduler)
+    on_train_start(model, optimizer, scheduler, ema, epochs, steps_per_epoch, start_epoch)
+    on_epoch_start(epoch, model, optimizer, scheduler, ema)
+    on_batch_end(epoch, step, batch, loss, correct, size, lr, model, optimizer, scheduler, ema)
+    on_epoch_end(epoch, step, metrics, history, model, optimizer, scheduler, ema)
+    on_train_end(epoch, step, batch_in_epoch, history, model, optimizer, scheduler, ema)
 
-`epoch` and `batch` are 0-based indices; `step` counts optimiser steps taken so far;
+`epoch` and `batch` are 0-based indices; `step` counts batches trained so far (optimiser steps
+unless cfg.accumulate > 1: then gradients of `accumulate` batches are summed before each step,
+and a stop request waits for the end of the group so no half-accumulated step is lost);
 `metrics["epoch"]` is 1-based (epochs completed).
 
 A loss that is NaN or infinite stops training before that batch's update, with stop_reason
@@ -28,7 +30,8 @@ from torch import nn
 
 from cnnlab.errors import DataError
 from cnnlab.evaluate.metrics import confusion_matrix, topk_correct
-from cnnlab.train.losses import make_loss
+from cnnlab.train.losses import l1_penalty, make_loss
+from cnnlab.train.optim import penalised_weights
 
 
 class History(list):
@@ -133,9 +136,13 @@ def evaluate(model: nn.Module, batches, *, precision: str = "32", channels_last:
 
 
 def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callbacks=(),
-        scheduler=None, start_epoch: int = 0, start_step: int | None = None) -> History:
+        scheduler=None, start_epoch: int = 0, start_step: int | None = None,
+        ema=None) -> History:
     """Mini-batch SGD with backpropagation (LeCun et al. 1998) for cfg.epochs; hooks do the rest.
 
+    Also: cfg.l1 (L1 penalty on weights), cfg.clip_grad_norm, cfg.accumulate (see above).
+    `ema` (a :class:`cnnlab.train.optim.ModelEMA`) is updated after every optimiser step and
+    is what the validation metrics measure; hooks receive it as `ema`.
     `start_step` (default: start_epoch whole epochs) is set when resuming mid-epoch; the
     batches of that epoch already taken are skipped (``loaders.train.skip_batches``).
     """
@@ -148,7 +155,9 @@ def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callba
     cl = use_channels_last(cfg.channels_last, model)
     fmt = torch.channels_last if cl else torch.contiguous_format
     model.to(memory_format=fmt)
-    ctx = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    ctx = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "ema": ema}
+    accumulate, n_batches = getattr(cfg, "accumulate", 1), len(loaders.train)
+    weights = penalised_weights(model) if cfg.l1 else []
     step = start_epoch * len(loaders.train) if start_step is None else start_step
     epoch, done, stop = start_epoch, step - start_epoch * len(loaders.train), None
     hooks.call("on_train_start", epochs=cfg.epochs, steps_per_epoch=len(loaders.train),
@@ -174,19 +183,31 @@ def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callba
                                            f"batch {batch + 1} (step {step + 1})")
                     stop = "nonfinite_loss"
                     break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                lr = optimizer.param_groups[0]["lr"]
-                if scheduler is not None:
-                    scheduler.step_batch()
+                if cfg.l1:  # logged losses stay the data term, comparable with val_loss
+                    loss = loss + cfg.l1 * l1_penalty(weights)
+                # each batch's share of the group's mean loss; the epoch's last group may be short
+                group = min(accumulate, n_batches - batch // accumulate * accumulate)
+                if batch % accumulate == 0:  # a group's first batch; hooks still see the grads
+                    optimizer.zero_grad(set_to_none=True)
+                (loss / group).backward()
+                at_boundary = (batch + 1) % accumulate == 0 or batch + 1 == n_batches
+                if at_boundary:
+                    if cfg.clip_grad_norm is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+                    optimizer.step()
+                    if ema is not None:
+                        ema.update(model)
+                    lr = optimizer.param_groups[0]["lr"]
+                    if scheduler is not None:
+                        scheduler.step_batch()
                 step, done = step + 1, done + 1
                 correct = (scores.argmax(1) == y).sum().item()
                 n, loss_sum, correct_sum = (n + len(y), loss_sum + loss_value * len(y),
                                             correct_sum + correct)
                 stop = hooks.call("on_batch_end", epoch=epoch, step=step, batch=batch,
-                                  loss=loss_value, correct=correct, size=len(y), lr=lr, **ctx)
-                if stop:
+                                  loss=loss_value, correct=correct, size=len(y), lr=lr,
+                                  **ctx) or stop
+                if stop and at_boundary:  # never stop with half-accumulated gradients
                     break
             if stop:
                 break
@@ -194,7 +215,8 @@ def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callba
             n = max(n, 1)  # resumed after the epoch's last batch: nothing left to average
             metrics = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum / n,
                        "train_acc1": correct_sum / n,
-                       **evaluate(model, loaders.val, precision=precision, channels_last=cl,
+                       **evaluate(model if ema is None else ema.module, loaders.val,
+                                  precision=precision, channels_last=cl,
                                   loss_fn=loss_fn, prefix="val"),
                        "seconds": seconds, "images_per_s": n / seconds}
             history.append(metrics)

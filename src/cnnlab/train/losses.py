@@ -1,4 +1,5 @@
-"""Classification losses: softmax cross-entropy (with label smoothing) and the multiclass SVM."""
+"""Classification losses: softmax cross-entropy (with label smoothing) and the multiclass SVM;
+the L1 weight penalty."""
 
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ def multiclass_svm_loss(scores: torch.Tensor, targets: torch.Tensor,
     # so that the gradient through s_y stays exactly the count of violating classes
     margins = margins.scatter(1, targets[:, None], 0.0)
     return margins.sum(dim=1).mean()
+
+
+def l1_penalty(params) -> torch.Tensor:
+    """sum |w| over `params`: the lasso penalty (Tibshirani 1996), times l1 in the training loss."""
+    return sum(p.abs().sum() for p in params)
 
 
 def make_loss(name: str = "ce", label_smoothing: float = 0.0) -> Callable[..., torch.Tensor]:

@@ -34,6 +34,15 @@ def _unknown(kind: str, name: str, valid) -> ConfigError:
     return ConfigError(f"unknown {kind} {name!r}{hint} Choose one of {', '.join(valid)}.")
 
 
+def penalised_weights(model: nn.Module) -> list[torch.Tensor]:
+    """The trainable conv/linear weights: what L2 decay and the L1 penalty act on (no biases or
+    norm-layer parameters)."""
+    norm_params = {id(p) for m in model.modules() if isinstance(m, _NORM_TYPES)
+                   for p in m.parameters(recurse=False)}
+    return [p for p in model.parameters()
+            if p.requires_grad and p.ndim > 1 and id(p) not in norm_params]
+
+
 def param_groups(model: nn.Module, weight_decay: float,
                  decay_bias_and_norm: bool = False) -> list[dict]:
     """Two parameter groups: decayed conv/linear weights, and undecayed biases and norm parameters.
@@ -41,13 +50,12 @@ def param_groups(model: nn.Module, weight_decay: float,
     Decaying a BatchNorm scale or a bias only fights the normalisation (Goyal et al. 2017 §5.1 and
     common practice since); set `decay_bias_and_norm` to decay everything, as in AlexNet.
     """
-    norm_params = {id(p) for m in model.modules() if isinstance(m, _NORM_TYPES)
-                   for p in m.parameters(recurse=False)}
+    weights = {id(p) for p in penalised_weights(model)}
     decay, no_decay = [], []
     for p in model.parameters():
         if not p.requires_grad:
             continue
-        skip = p.ndim <= 1 or id(p) in norm_params
+        skip = id(p) not in weights
         (no_decay if skip and not decay_bias_and_norm else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay, "name": "decay"}]
     if no_decay:
@@ -220,7 +228,50 @@ class LRSchedule:
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int) -> LRSchedule:
-    """The LRSchedule a TrainConfig asks for."""
+    """The LRSchedule a TrainConfig asks for; `steps_per_epoch` counts batches."""
+    # with gradient accumulation an epoch of `steps_per_epoch` batches takes fewer optimiser
+    # steps; the last, partial group of an epoch still steps (see loop.fit)
+    steps_per_epoch = math.ceil(steps_per_epoch / getattr(cfg, "accumulate", 1))
     return LRSchedule(optimizer, cfg.schedule, cfg.epochs, steps_per_epoch,
                       warmup_epochs=cfg.warmup_epochs, step_epochs=cfg.lr_step_epochs,
                       decay=cfg.lr_decay, min_lr=cfg.min_lr, patience=cfg.plateau_patience)
+
+
+class ModelEMA:
+    """An exponential moving average of a model's weights (Polyak & Juditsky 1992 averaging, in
+    the decayed form of Inception-v3's training, Szegedy et al. 2016): evaluate with `.module`.
+
+    The decay ramps up as min(decay, (1 + t) / (10 + t)) after t updates (TensorFlow's
+    ExponentialMovingAverage with num_updates): at a plain 0.999 a short run's average would
+    still weigh the random initialisation heavily (0.999^500 = 0.61). Floating-point buffers
+    (BatchNorm running statistics) are averaged too; integer buffers are copied.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        import copy
+
+        self.decay, self.updates = decay, 0
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Blend the model's current weights in; call after each optimiser step."""
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        own = self.module.state_dict()
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                own[k].lerp_(v, 1 - d)
+            else:
+                own[k].copy_(v)
+
+    def state_dict(self) -> dict:
+        """The averaged weights and the update count (tensors and an int: weights_only-safe)."""
+        return {"updates": self.updates, "weights": dict(self.module.state_dict())}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self.module.load_state_dict(state["weights"], strict=True)
+        self.updates = int(state["updates"])

@@ -9,10 +9,15 @@ Data and model from the config, optimiser and schedule, a run directory::
       split.json           image folders: the SplitSpec used (a resume reuses it)
       skipped.txt/.json    image folders: files that could not be used, with reasons
       metrics.csv          one row per epoch (also metrics.jsonl)
+      curves.png           loss, accuracy and learning rate per epoch, train vs val
+      tensorboard/         the same scalars, when TensorBoard is installed
       last.safetensors     weights after the latest epoch (or the Ctrl-C point) + last.state.pt
-      best.safetensors     weights with the best validation accuracy + best.state.pt
+      best.safetensors     weights with the best validation accuracy + best.state.pt (with
+                           --ema-decay: the averaged weights, which are the ones validated)
       resumes.jsonl        one line per --resume: where it continued, forced changes, versions
-      summary.json         final and best metrics, test accuracy/error, confusion matrix
+      diagnostics.jsonl    every monitor_every steps: per-layer norms, update ratios, dead ReLUs
+      summary.json         final and best metrics, test accuracy/error, confusion matrix, the
+                           data manifest hash, and "diagnostics" (monitor flags, curve findings)
 
 Inputs are standardised with the training split's per-channel mean/std (checkpoint meta "mean",
 "std", on the [0, 1] pixel scale: x = (pixel / 255 - mean) / std). A loss that turns NaN/inf
@@ -41,13 +46,16 @@ from torch import nn
 import cnnlab
 from cnnlab.config import resolve, save_yaml
 from cnnlab.errors import CheckpointMismatchError, ConfigError
+from cnnlab.models.layers import init_weights_
 from cnnlab.train.batches import Loaders, digits_loaders, folder_loaders
 from cnnlab.train.callbacks import Checkpointer, MetricsLogger, ProgressBar, StopOnSignal
+from cnnlab.models.weights import check_state_dict
 from cnnlab.train.checkpoint import load_checkpoint, set_rng_state
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.loop import History, evaluate, fit, resolve_precision, use_channels_last
 from cnnlab.train.losses import make_loss
-from cnnlab.train.optim import build_optimizer, build_schedule
+from cnnlab.train.optim import ModelEMA, build_optimizer, build_schedule
+from cnnlab.train.plots import CurvePlotter, TensorBoardScalars, tensorboard_writer
 
 # Below this many multiply-adds per image, extra intra-op threads cost more than they gain.
 # Measured on 2 shared cores, LeNet-5 (0.42 M MACs), batch 64: 1 thread ~3,500 img/s, torch's
@@ -159,6 +167,79 @@ def build_loaders(cfg: TrainConfig, image_size: int, one_channel_if_grey: bool =
                           data_overrides={"cache_dir": cfg.data_cache} if cfg.data_cache else None)
 
 
+def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
+    """cfg.model from the zoo with cfg.dropout (if set) passed to its builder, then cfg.init."""
+    kwargs = {} if cfg.dropout is None else {"dropout": cfg.dropout}
+    try:
+        model = cnnlab.create_model(cfg.model, num_classes=num_classes, in_chans=in_chans,
+                                    **kwargs)
+    except TypeError as e:
+        if "dropout" not in str(e):
+            raise
+        raise ConfigError(f"{cfg.model} has no dropout rate to set; got dropout={cfg.dropout}. "
+                          "Drop --dropout, or pick a model with dropout (alexnet, vgg11, "
+                          "squeezenet1_1, ...)") from None
+    return init_weights_(model, cfg.init)
+
+
+def data_manifest(cfg: TrainConfig) -> str:
+    """What names the data of a run: "digits" for the embedded set, else
+    :func:`cnnlab.data.manifest_hash` of the folder/archive (class list, paths, content hashes)."""
+    if cfg.data in (None, "digits"):
+        return "digits"
+    if not Path(cfg.data).exists():
+        return "missing"  # build_loaders reports the missing path with what to pass instead
+    from cnnlab.data import manifest_hash
+
+    return manifest_hash(cfg.data)
+
+
+def _check_manifest(run_dir: Path, saved: str | None, now: str | None, force: bool,
+                    changes: dict | None) -> dict:
+    """A resume on changed data is a ConfigError unless `force` (then a recorded change)."""
+    changes = dict(changes or {})
+    if saved is None or now is None or saved == now:
+        return changes  # an older run without a manifest, or loaders passed in: nothing to say
+    if not force:
+        raise ConfigError(f"--resume {str(run_dir)!r}: the data changed since the run started "
+                          f"(manifest {saved} -> {now}); resume with the data the run used, or "
+                          "add --force to continue on this data (recorded as non_exact_resume)")
+    changes["data_manifest"] = (saved, now)
+    return changes
+
+
+class OptimizerStepsOnly:
+    """Passes `callback` the batch ends that close a gradient-accumulation group, so a per-step
+    hook (the diagnostics monitor's update/weight ratio) sees whole optimiser steps."""
+
+    def __init__(self, callback, accumulate: int, batches_per_epoch: int):
+        self.callback, self.accumulate, self.n = callback, accumulate, batches_per_epoch
+
+    def on_train_start(self, **kw):
+        return self.callback.on_train_start(**kw)
+
+    def on_batch_end(self, batch, **kw):
+        if (batch + 1) % self.accumulate == 0 or batch + 1 == self.n:
+            return self.callback.on_batch_end(batch=batch, **kw)
+        return None
+
+    def on_train_end(self, **kw):
+        return self.callback.on_train_end(**kw)
+
+
+def diagnostics(history: History, monitor, num_classes: int, loss: str) -> dict:
+    """summary.json's "diagnostics": the monitor's flags and the learning-curve findings
+    (:func:`cnnlab.diagnose.curves.diagnose_history`), each a sentence saying what to try."""
+    from cnnlab.diagnose.curves import diagnose_history
+    from cnnlab.diagnose.sanity import expected_initial_loss
+
+    found = diagnose_history(history, history.stop_reason,
+                             chance_loss=expected_initial_loss(num_classes, loss)
+                             if num_classes >= 2 else None)
+    return {"monitor_flags": list(monitor.flags) if monitor is not None else None,
+            "findings": [f.to_dict() for f in found]}
+
+
 def split_report(model: nn.Module, batches, precision: str = "32", channels_last: bool = False,
                 loss_name: str = "ce") -> dict:
     """Loss, top-1/top-5 accuracy and error, and the confusion matrix on a held-out split."""
@@ -240,6 +321,7 @@ def _load_resume_state(run_dir: Path, model: nn.Module, optimizer, scheduler, cl
         raise CheckpointMismatchError(
             f"{run_dir}/last.state.pt was trained on classes {list(state['classes'])[:5]}... but "
             f"the data now has {list(classes)[:5]}...; resume with the data the run used")
+    check_state_dict(model, weights, run_dir / "last.safetensors")  # lists keys; loads nothing
     try:
         model.load_state_dict(weights, strict=True)
         if state.get("optimizer") is not None and "optimizer" not in changed:
@@ -255,22 +337,25 @@ def _load_resume_state(run_dir: Path, model: nn.Module, optimizer, scheduler, cl
 
 def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
           loaders: Loaders | None = None, callbacks=(), resume: str | Path | None = None,
-          resume_changes: dict | None = None, param_groups: list[dict] | None = None
-          ) -> RunResult:
+          resume_changes: dict | None = None, param_groups: list[dict] | None = None,
+          force: bool = False) -> RunResult:
     """Train `cfg.model` (or `model`) on `cfg.data` (or `loaders`); writes the run directory.
 
     `resume`: a run directory to continue from its `last` checkpoint (model, optimiser, schedule,
     epoch and step, RNG states; the data order follows from (seed, epoch)); get `cfg` from
-    :func:`resume_config`, whose `changes` go in `resume_changes`.
+    :func:`resume_config`, whose `changes` go in `resume_changes`. A resume refuses data whose
+    manifest hash (:func:`data_manifest`) differs from the run's unless `force` (RELIABILITY B6).
     `param_groups` (with `model`): optimiser groups with their own 'lr'/'weight_decay' instead
     of the default decay/no-decay split, e.g. from :func:`cnnlab.transfer.prepare`; a resume must
     pass groups built the same way, in the same order.
+    With cfg.ema_decay the returned RunResult.model (and the test report) is the weight average.
     """
     if param_groups is not None and model is None:
         raise ConfigError("param_groups refer to a model's parameters; pass that model too")
     device = resolve_device(cfg.device)
     resume = Path(resume) if resume is not None else None
     with _run_settings(cfg, cfg.threads):
+        manifest = data_manifest(cfg) if loaders is None else None  # given loaders: unknown
         if loaders is None:
             size = cfg.image_size or getattr(model, "default_input_size", None)
             default_chans = (getattr(model, "in_chans", None) if model is not None
@@ -282,8 +367,10 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
         sample = next(iter(loaders.train))[0]                        # (N, C, H, W)
         image_size = int(sample.shape[-1])
         if model is None:
-            model = cnnlab.create_model(cfg.model, num_classes=len(classes),
-                                        in_chans=sample.shape[1])
+            model = build_model(cfg, len(classes), int(sample.shape[1]))
+        elif cfg.dropout is not None or cfg.init != "default":
+            raise ConfigError("dropout and init apply to models that train() builds from "
+                              "cfg.model; for a given model, set them when building it")
         elif getattr(model, "num_classes", len(classes)) != len(classes):
             raise ConfigError(f"the model has {model.num_classes} outputs but the data has "
                               f"{len(classes)} classes; call "
@@ -297,12 +384,20 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
         optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum,
                                     cfg.nesterov, cfg.decay_bias_and_norm, param_groups)
         scheduler = build_schedule(optimizer, cfg, len(loaders.train))
+        ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
 
         state, previous, resumes = None, [], []
         if resume is not None:
             run_dir = resume
             state = _load_resume_state(run_dir, model, optimizer, scheduler, classes,
                                        changed=set(resume_changes or {}))
+            if ema is not None and state.get("ema") is not None and "ema_decay" not in (
+                    resume_changes or {}):
+                ema.load_state_dict(state["ema"])
+            elif ema is not None:  # --force turned the EMA on (or changed it): average afresh
+                ema = ModelEMA(model, cfg.ema_decay)
+            resume_changes = _check_manifest(run_dir, state.get("data_manifest"), manifest,
+                                             force, resume_changes)
             if state["epoch"] >= cfg.epochs and not state.get("batch_in_epoch"):
                 raise ConfigError(f"{str(run_dir)!r} already ran all {cfg.epochs} epoch(s); to "
                                   f"train longer, pass --epochs N (> {cfg.epochs}) with --force")
@@ -341,14 +436,28 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
                 "std": list(loaders.std), "class_to_idx": {c: i for i, c in enumerate(classes)}}
         if loaders.split is not None:
             meta["fit"] = "crop"  # cnnlab.data's default: shorter side, then a centre crop
-        extra = {"config": dataclasses.asdict(cfg_saved), "environment": env}
+        extra = {"config": dataclasses.asdict(cfg_saved), "environment": env,
+                 "data_manifest": manifest}
         if resumes:
             extra.update(resumes=resumes, non_exact_resume=non_exact)
         ckpt = Checkpointer(run_dir, classes, meta=meta, extra=extra,
                             best=state.get("best") if state else None)
+        if cfg.compile:
+            # in place (nn.Module.compile): state_dict keys stay unprefixed, checkpoints unchanged
+            model.compile()
         stopper = StopOnSignal()
         hooks = [stopper] + ([] if cfg.quiet else [ProgressBar()]) + [
-            MetricsLogger(run_dir, previous), ckpt]
+            MetricsLogger(run_dir, previous), ckpt, CurvePlotter(run_dir, previous)]
+        monitor = None
+        if cfg.monitor_every:
+            from cnnlab.diagnose.monitor import TrainingMonitor
+
+            monitor = TrainingMonitor(run_dir, every=cfg.monitor_every)
+            hooks.append(monitor if cfg.accumulate == 1 else
+                         OptimizerStepsOnly(monitor, cfg.accumulate, len(loaders.train)))
+        writer = tensorboard_writer(run_dir / "tensorboard")
+        if writer is not None:
+            hooks.append(TensorBoardScalars(writer))
         start_epoch, start_step = 0, None
         if state is not None:
             # in the current epoch length: a forced --batch-size change alters it
@@ -359,11 +468,13 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
         t0 = time.perf_counter()
         with stopper:
             new = fit(model, loaders, optimizer, cfg, hooks + list(callbacks), scheduler,
-                      start_epoch=start_epoch, start_step=start_step)
+                      start_epoch=start_epoch, start_step=start_step, ema=ema)
         seconds = time.perf_counter() - t0
         history = History(previous + list(new))
         history.stop_reason, history.stop_detail = new.stop_reason, new.stop_detail
 
+        if ema is not None:
+            model = ema.module  # the weights validated and kept as `best`
         test = (split_report(model, loaders.test, precision, cl, cfg.loss)
                 if loaders.test is not None
                 and history.stop_reason not in ("interrupted", "terminated", "nonfinite_loss")
@@ -371,6 +482,7 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
     best = history.best("val_acc1") or history.best("train_acc1")
     summary = {
         "run_dir": str(run_dir), "model": meta["model"], "data": loaders.info,
+        "data_manifest": manifest,
         "classes": classes, "epochs": cfg.epochs, "epochs_completed": len(history),
         "stop_reason": history.stop_reason, "seconds": round(seconds, 2),
         "final": history[-1] if history else None,
@@ -381,6 +493,7 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
     }
     if history.stop_detail:
         summary["stop_detail"] = history.stop_detail
+    summary["diagnostics"] = diagnostics(history, monitor, len(classes), cfg.loss)
     if resumes:
         summary.update(resumes=resumes, non_exact_resume=non_exact)
     if history.stop_reason in ("interrupted", "terminated"):

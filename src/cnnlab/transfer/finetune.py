@@ -230,7 +230,8 @@ class _WriteRecord:
             self.path.write_text(json.dumps(self.record, indent=2) + "\n")
 
 
-def finetune(p: Plan, resume=None, resume_changes: dict | None = None, callbacks=()):
+def finetune(p: Plan, resume=None, resume_changes: dict | None = None, callbacks=(),
+             force: bool = False):
     """Fine-tune as planned (Yosinski et al. 2014) via cnnlab.train; adds RUN/finetune.json."""
     import dataclasses
 
@@ -248,7 +249,7 @@ def finetune(p: Plan, resume=None, resume_changes: dict | None = None, callbacks
     try:
         return train(cfg, model=p.prepared.model, loaders=p.loaders, callbacks=hooks,
                      resume=resume, resume_changes=resume_changes,
-                     param_groups=p.prepared.param_groups)
+                     param_groups=p.prepared.param_groups, force=force)
     except BaseException:
         if resume is None and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()  # failed before writing anything: leave no empty directory behind
