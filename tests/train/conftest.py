@@ -1,39 +1,8 @@
 import pytest
 import torch
-from torch import nn
 
 from cnnlab.train.batches import Loaders, TensorBatches
-
-
-class TinyNet(nn.Module):
-    """A two-layer convnet on 8x8 inputs with the zoo's interface, for fast loop tests."""
-
-    def __init__(self, num_classes: int = 3, in_chans: int = 1):
-        super().__init__()
-        self.num_classes = num_classes
-        self.features = nn.Sequential(nn.Conv2d(in_chans, 4, 3, padding=1), nn.ReLU(),
-                                      nn.AdaptiveAvgPool2d(2), nn.Flatten())
-        self.fc = nn.Linear(16, num_classes)
-
-    def forward_features(self, x):
-        return self.features(x)
-
-    def forward_head(self, x, pre_logits=False):
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x):
-        return self.forward_head(self.forward_features(x))
-
-
-def blobs(n: int = 96, classes: int = 3, seed: int = 0):
-    """Separable images: class c has a bright quadrant c."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % classes
-    x = 0.3 * torch.randn(n, 1, 8, 8, generator=g)
-    for c in range(classes):
-        r, col = divmod(c, 2)
-        x[y == c, :, 4 * r:4 * r + 4, 4 * col:4 * col + 4] += 1.5
-    return x, y
+from toys import TinyNet, blobs
 
 
 def make_toy(shift: int = 0):
