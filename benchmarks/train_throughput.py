@@ -86,8 +86,6 @@ def forward_macs(model, shape) -> int:
 
     from cnnlab.train.run import macs_per_image
 
-    # cnnlab.analyze.macs.MacCounter, run this way, returned 3x these counts (1.67 G for the
-    # CIFAR ResNet-18): reported to the lead; the hook count here matches the papers
     return macs_per_image(model, torch.zeros(1, *shape, device=next(model.parameters()).device))
 
 

@@ -235,3 +235,18 @@ def test_resnet18_takes_32x32():
     net = cnnlab.create_model("resnet18", num_classes=10).eval()
     with torch.no_grad():
         assert net(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_probes_are_invisible_to_dispatch_modes_around_the_first_call():
+    # The check's meta-device probes must not be counted as the model's own work (a MAC counter
+    # around a fresh model's first forward saw 3x the MACs before the probes were hidden).
+    from cnnlab.analyze.macs import MacCounter
+
+    net = toy().eval()
+    counts = []
+    for _ in range(2):                       # the first call probes, the second does not
+        total = []
+        with torch.no_grad(), MacCounter(total.append):
+            net(torch.randn(1, 3, 16, 16))
+        counts.append(sum(total))
+    assert counts[0] == counts[1] > 0

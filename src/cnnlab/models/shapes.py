@@ -19,6 +19,7 @@ from typing import Tuple
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import _disable_current_modes
 
 from cnnlab.errors import InputShapeError
 
@@ -266,7 +267,9 @@ class _Prober:
         self.stack.clear()
         x = torch.empty(_PROBE_BATCH, self.in_chans, h, w, device="meta", dtype=self.dtype)
         try:
-            with torch.no_grad():
+            # Hidden from any dispatch/function mode around the caller (a MAC counter, a tracer):
+            # a probe is bookkeeping of this check, not part of the model's forward.
+            with torch.no_grad(), _disable_current_modes(), torch._C.DisableTorchFunction():
                 self.clone(x)
         except InputShapeError:
             m = self.stack[-1] if self.stack else self.clone
