@@ -13,17 +13,9 @@ from cnnlab.train.callbacks import (Checkpointer, EarlyStopping, MetricsLogger, 
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.optim import build_optimizer
+from toys import RaiseAt
 
 CFG = TrainConfig(epochs=3, lr=0.05, precision="32")
-
-
-class RaiseAt:
-    def __init__(self, step):
-        self.step = step
-
-    def on_batch_end(self, step, **_):
-        if step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_metrics_files_and_checkpoints(toy, tmp_path):

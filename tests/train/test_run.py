@@ -13,15 +13,7 @@ from cnnlab.errors import CheckpointMismatchError, ConfigError
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.run import macs_per_image, make_run_dir, train
-
-
-class RaiseAt:
-    def __init__(self, step):
-        self.step = step
-
-    def on_batch_end(self, step, **_):
-        if step == self.step:
-            raise KeyboardInterrupt
+from toys import RaiseAt
 
 
 def test_run_directory_files(toy, tmp_path):
