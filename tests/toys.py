@@ -46,3 +46,18 @@ class RaiseAt:
     def on_batch_end(self, step, **_):
         if step == self.step:
             raise KeyboardInterrupt
+
+
+def randomise_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Running statistics and affine parameters far from the identity (BatchNorm2d, in place)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None:
+                n = m.num_features
+                m.running_mean.copy_(0.3 * torch.randn(n, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
+                if m.affine:
+                    m.weight.copy_(0.5 + torch.rand(n, generator=g))
+                    m.bias.copy_(0.2 * torch.randn(n, generator=g))
+    return model

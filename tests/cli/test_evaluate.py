@@ -62,3 +62,16 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 1
     with pytest.raises(SystemExit):
         main(["evaluate", str(tmp_path), "--tta", "mirror"])
+
+
+def test_no_fast_reaches_the_loader(run_dir, tmp_path, capsys, monkeypatch):
+    import cnnlab.evaluate.evaluation as evaluation
+
+    seen, real = [], evaluation.load
+    monkeypatch.setattr(evaluation, "load", lambda run, device, fast: seen.append(fast)
+                        or real(run, device, fast))
+    accs = []
+    for flags in ([], ["--no-fast"]):
+        assert main(["evaluate", str(run_dir), "--json", "-o", str(tmp_path), *flags]) == 0
+        accs.append(json.loads(capsys.readouterr().out)["combined"]["acc1"])
+    assert seen == [True, False] and accs[0] == accs[1]

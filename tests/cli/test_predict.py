@@ -70,3 +70,18 @@ def test_folder_input(run_dir, images, capsys):
     assert main(["predict", str(run_dir), folder, "--topk", "2"]) == 0
     headers = [ln for ln in capsys.readouterr().out.splitlines() if not ln.startswith("  ")]
     assert headers == sorted(images)
+
+
+def test_no_fast_predicts_with_the_plain_model(run_dir, images, capsys, monkeypatch):
+    import cnnlab.evaluate.predictor as predictor
+
+    seen, real = [], predictor.load
+    monkeypatch.setattr(predictor, "load", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    outs = []
+    for flags in ([], ["--no-fast"]):
+        assert main(["predict", str(run_dir), images[0], "--json", *flags]) == 0
+        outs.append(json.loads(capsys.readouterr().out)[0]["top"])
+    assert [kw["fast"] for kw in seen] == [True, False]
+    assert [t["class"] for t in outs[0]] == [t["class"] for t in outs[1]]
+    for a, b in zip(*outs):
+        assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)

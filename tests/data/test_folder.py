@@ -39,6 +39,22 @@ def test_split_folders_and_val_falls_back_to_test(tmp_path, imgs):
         resolve_split(spec, "holdout")
 
 
+def test_train_test_layout_holds_val_out_of_train_not_test(tmp_path, imgs):
+    tree(tmp_path, imgs, {f"{s}/{c}/{i}.png": True for s in ("train", "test") for c in ("a", "b")
+                          for i in range(10)})
+    _, layout, _ = read_layout(tmp_path)
+    spec = make_split(layout, val_fraction=0.2, seed=3)
+    assert spec.method == "folders+val" and resolve_split(spec, "val") == "val"
+    assert spec.counts() == {"train": {"a": 8, "b": 8}, "test": {"a": 10, "b": 10},
+                             "val": {"a": 2, "b": 2}}
+    train, val, test = (set(spec.files[s]) for s in ("train", "val", "test"))
+    assert not train & val and all(p.startswith("train/") for p in val)
+    assert test == set(layout.groups["test"]["a"] + layout.groups["test"]["b"])
+    assert make_split(layout, val_fraction=0.2, seed=3).files == spec.files   # seeded
+    assert make_split(layout, val_fraction=0.2, seed=4).files["val"] != spec.files["val"]
+    assert SplitSpec.load(spec.save(tmp_path / "split.json")).files["val"] == spec.files["val"]
+
+
 def test_root_is_found_below_wrapper_folders(tmp_path, imgs):
     tree(tmp_path, imgs, {"wrap/cifar/Train/a/1.png": True, "wrap/cifar/Val/a/1.png": True,
                           "wrap/cifar/Train/b/1.png": True, "wrap/cifar/Val/b/1.png": True})

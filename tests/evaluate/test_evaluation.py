@@ -148,3 +148,10 @@ def test_folder_run_maps_classes_by_name(tmp_path):
     assert res["_arrays"]["pixels"].shape == (6, 3, 32, 32)
     with pytest.raises(DataError, match="--split val"):
         evaluate_runs(run)                              # no test split in this folder
+
+
+def test_plain_and_fast_models_score_alike(run_dir, result):
+    plain = evaluate_runs(run_dir, fast=False)["combined"]
+    m = result["combined"]
+    assert plain["confusion_matrix"] == m["confusion_matrix"]
+    assert plain["loss"] == pytest.approx(m["loss"], rel=1e-5)

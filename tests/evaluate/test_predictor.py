@@ -150,3 +150,46 @@ def test_load_errors(tmp_path):
     (bad / "best.safetensors").write_bytes(b"garbage")
     with pytest.raises(InvalidCheckpointError):
         load(bad)
+
+
+def _bn_predictor(fast: bool = True):
+    """A Predictor around a CIFAR ResNet whose BatchNorms are far from the identity."""
+    from cnnlab.evaluate.predictor import Predictor
+    from cnnlab.models import create_model
+    from toys import randomise_batchnorm
+
+    torch.manual_seed(0)
+    model = randomise_batchnorm(create_model("resnet20", num_classes=4))
+    return Predictor(model, list("abcd"), 16, 3, (0.5,) * 3, (0.25,) * 3, fast=fast)
+
+
+def test_fast_path_agrees_with_the_plain_model_and_leaves_it_alone():
+    from cnnlab.models.fuse import InferenceModel
+
+    fast, plain = _bn_predictor(), _bn_predictor(fast=False)
+    keys = list(fast.model.state_dict())
+    x = fast.normalize(torch.rand(3, 3, 16, 16))
+    assert isinstance(fast.runner(), InferenceModel) and plain.runner() is plain.model
+    assert fast.runner() is fast.runner()                       # made once, then reused
+    for tta in (None, "flip"):
+        assert torch.allclose(fast.probabilities(x, tta), plain.probabilities(x, tta),
+                              atol=1e-5)
+    assert list(fast.model.state_dict()) == keys               # the model keeps its BN keys
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.runner().modules())
+
+
+def test_fast_copy_follows_changed_weights():
+    p = _bn_predictor()
+    x = p.normalize(torch.rand(2, 3, 16, 16))
+    before, old = p.probabilities(x), p.runner()
+    with torch.no_grad():
+        p.model.fc.bias[0] += 5.0                              # class "a" now dominates
+    assert p.runner() is not old
+    after = p.probabilities(x)
+    assert (after[:, 0] > before[:, 0]).all()
+    with torch.no_grad():
+        assert torch.allclose(after, p.model.eval()(x).softmax(1), atol=1e-5)
+
+
+def test_load_passes_fast_through(run_dir):
+    assert load(run_dir).fast and not load(run_dir, fast=False).fast

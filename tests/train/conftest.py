@@ -56,6 +56,6 @@ def image_folder(tmp_path):
     return make_image_folder(tmp_path / "shapes", bad_file=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")   # a plain function: module-scoped fixtures may use it too
 def folder_factory():
     return make_image_folder

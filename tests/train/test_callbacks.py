@@ -9,7 +9,7 @@ import torch
 
 from cnnlab.train import loop
 from cnnlab.train.callbacks import (Checkpointer, EarlyStopping, MetricsLogger, ProgressBar,
-                                    StopOnSignal)
+                                    StepLog, StopOnSignal)
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.optim import build_optimizer
@@ -56,6 +56,55 @@ def test_early_stopping_returns_a_reason():
     answers = [es.on_epoch_end(metrics={"val_acc1": v}) for v in (0.5, 0.6, 0.6, 0.55)]
     assert answers == [None, None, None, "early_stopping"]
     assert es.on_epoch_end(metrics={}) is None
+
+
+def test_early_stopping_state_round_trips():
+    es = EarlyStopping(patience=3)
+    for v in (0.5, 0.7, 0.6):
+        es.on_epoch_end(metrics={"val_acc1": v})
+    again = EarlyStopping(patience=3)
+    again.load_state_dict(es.state_dict())
+    assert (again.best, again.bad_epochs) == (0.7, 1)
+    answers = [again.on_epoch_end(metrics={"val_acc1": v}) for v in (0.6, 0.6)]
+    assert answers == [None, "early_stopping"] and again.stopped
+
+
+def test_checkpoint_every_saves_mid_epoch_with_hook_state(toy, tmp_path):
+    model, loaders = toy                                    # 6 batches an epoch
+    es = EarlyStopping(patience=5)
+    saved = []
+
+    class Spy:   # after the Checkpointer: what `last` holds once each step is done
+        def on_batch_end(self, step, **_):
+            state = load_checkpoint(tmp_path, "last")[1] if step > 3 else None
+            saved.append(state and (state["global_step"], state["batch_in_epoch"],
+                                    state["epoch_totals"], state["early_stopping"]["bad_epochs"]))
+
+    ckpt = Checkpointer(tmp_path, loaders.classes, every=4, stateful={"early_stopping": es})
+    loop.fit(model, loaders, build_optimizer(model, "sgd", lr=0.05),
+             TrainConfig(epochs=2, precision="32"), callbacks=[es, ckpt, Spy()])
+    # steps 4..12; step 6 (12) ends an epoch: on_epoch_end saves it, after the Spy's turn
+    assert [s[:2] for s in saved[3:]] == [(4, 4)] * 3 + [(6, 0)] + [(8, 2)] * 5
+    assert saved[-1][3] == 0                                # val_acc1 rose in epoch 1
+    assert saved[4][2]["images"] == 64 and saved[-1][2]["images"] == 32
+    _, state = load_checkpoint(tmp_path, "last")
+    assert state["global_step"] == 12 and state["epoch_totals"] is None
+    assert state["early_stopping"] == es.state_dict()
+
+
+def test_step_log_writes_each_step_and_drops_steps_after_a_resume_point(toy, tmp_path):
+    model, loaders = toy
+    loop.fit(model, loaders, build_optimizer(model, "sgd", lr=0.05),
+             TrainConfig(epochs=2, precision="32"), callbacks=[StepLog(tmp_path, loaders.train)])
+    rows = [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    assert sorted(i for r in rows[:6] for i in r["indices"]) == list(range(96))
+    assert rows[6]["epoch"] == 1 and rows[6]["batch"] == 0 and len(rows[6]["indices"]) == 16
+    with open(tmp_path / "steps.jsonl", "a") as f:
+        f.write('{"step": 13, "lo')                         # cut short by a kill
+    StepLog(tmp_path, loaders.train, resume_step=8)
+    kept = [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
+    assert kept == rows[:8]
 
 
 def test_signal_becomes_a_clean_stop():

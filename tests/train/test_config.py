@@ -27,6 +27,8 @@ def test_defaults_are_the_digits_recipe():
     ({"dropout": 1.0}, "dropout must be in"),
     ({"clip_grad_norm": 0.0}, "clip_grad_norm must be > 0"),
     ({"accumulate": 0}, "accumulate must be >= 1"),
+    ({"early_stopping_patience": -1}, "early_stopping_patience must be >= 0"),
+    ({"checkpoint_every": -5}, "checkpoint_every must be >= 0"),
 ])
 def test_bad_values_are_config_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -38,6 +40,8 @@ def test_choices_and_synonyms_from_files(tmp_path):
     path.write_text("learning_rate: 0.1\n")
     with pytest.raises(ConfigError, match="'learning_rate'; did you mean 'lr'"):
         resolve(TrainConfig, path)
+    with pytest.raises(ConfigError, match="did you mean 'early_stopping_patience'"):
+        from_dict(TrainConfig, {"early_stopping": 5})
     with pytest.raises(ConfigError, match="did you mean 'nesterov'"):
         from_dict(TrainConfig, {"optimizer": "nesterow"})
     with pytest.raises(ConfigError, match="precision must be one of auto, bf16, 32"):

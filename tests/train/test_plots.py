@@ -5,6 +5,7 @@ import sys
 import pytest
 from PIL import Image
 
+from cnnlab.errors import ConfigError
 from cnnlab.train import plots
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.run import train
@@ -38,35 +39,41 @@ def test_plotter_draws_after_slow_epochs_and_at_the_end(tmp_path):
     assert plotter.path.exists()
 
 
-class FakeWriter:
-    def __init__(self):
-        self.scalars, self.closed = [], False
-
-    def add_scalar(self, tag, value, step):
-        self.scalars.append((tag, value, step))
-
-    def flush(self):
-        pass
-
-    def close(self):
-        self.closed = True
-
-
-def test_tensorboard_is_optional(monkeypatch, tmp_path):
+def test_missing_tensorboard_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)   # import fails
-    assert plots.tensorboard_writer(tmp_path) is None
+    with pytest.raises(ConfigError, match="--no-tensorboard"):
+        plots.tensorboard_writer(tmp_path)
 
 
-def test_train_writes_curves_and_tensorboard_scalars(monkeypatch, toy, tmp_path):
-    import cnnlab.train.run as run_module
+def test_train_writes_curves_and_tensorboard_events(toy, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    writer = FakeWriter()
-    monkeypatch.setattr(run_module, "tensorboard_writer", lambda path: writer)
-    model, loaders = toy
-    result = train(TrainConfig(epochs=2, out_dir=str(tmp_path), name="tb", quiet=True,
-                               precision="32"), model=model, loaders=loaders)
+    model, loaders = toy                 # 96 images in batches of 16: 6 steps per epoch
+    result = train(TrainConfig(epochs=2, monitor_every=4, out_dir=str(tmp_path), name="tb",
+                               quiet=True, precision="32"), model=model, loaders=loaders)
     assert (result.run_dir / "curves.png").is_file()
-    tags = {(t, s) for t, _, s in writer.scalars}
-    assert {("train/loss", 1), ("val/acc1", 2), ("lr", 2)} <= tags
-    loss2 = next(v for t, v, s in writer.scalars if (t, s) == ("val/loss", 2))
-    assert loss2 == pytest.approx(result.history[1]["val_loss"]) and writer.closed
+    ea = EventAccumulator(str(result.run_dir / "tensorboard"),
+                          size_guidance={"scalars": 0, "histograms": 0}).Reload()
+    scalars, hists = set(ea.Tags()["scalars"]), set(ea.Tags()["histograms"])
+    for tag in ("train/loss", "train/acc1", "val/loss", "val/acc1", "lr", "images_per_s",
+                "epoch"):                                     # per epoch, at its last step
+        assert [e.step for e in ea.Scalars(tag)] == [6, 12], tag
+    assert [e.value for e in ea.Scalars("epoch")] == [1, 2]
+    assert ea.Scalars("val/loss")[1].value == pytest.approx(result.history[1]["val_loss"])
+    # the monitor's records every 4 steps (the first step always), into the same writer
+    layer_stats = {"weight_norm/fc.weight", "grad_norm/fc.weight", "update_ratio/fc.weight",
+                   "activation_dead_fraction/features.1"}
+    assert layer_stats <= scalars
+    assert [e.step for e in ea.Scalars("update_ratio/features.0.weight")] == [1, 5, 9]
+    assert {"weights/fc.weight", "grads/fc.weight", "grads/features.0.bias"} <= hists
+    grads = ea.Histograms("grads/fc.weight")
+    assert [e.step for e in grads] == [1, 5, 9] and grads[0].histogram_value.num == 48
+    assert len(list((result.run_dir / "tensorboard").iterdir())) == 1   # one writer, one file
+
+
+def test_no_tensorboard_writes_no_events(toy, tmp_path):
+    model, loaders = toy
+    result = train(TrainConfig(epochs=1, monitor_every=2, tensorboard=False, quiet=True,
+                               out_dir=str(tmp_path), name="off"), model=model, loaders=loaders)
+    assert not (result.run_dir / "tensorboard").exists()
+    assert (result.run_dir / "diagnostics.jsonl").is_file()   # the monitor still runs

@@ -1,10 +1,11 @@
 """RELIABILITY.md section B (checkpoint writing, durability and resume).
 
-Already covered elsewhere: B4 exact resume by tests/train/test_run.py
-(test_resume_on_digits_is_bit_exact at an epoch boundary, test_resume_mid_epoch_gives_the_same_
-weights mid-epoch); B5's model/BN/momentum/schedule/RNG round trip by tests/train/
-test_checkpoint.py::test_round_trip_with_weights_only; B6 by test_run.py::test_resume_refuses_
-changed_settings_unless_forced.
+Already covered elsewhere: B4 exact resume after a real kill -9 by tests/train/
+test_reliability_b4.py (mid-epoch; the epoch boundary and the step after a checkpoint run with
+-m slow), and in-process by tests/train/test_run.py (test_resume_on_digits_is_bit_exact,
+test_resume_mid_epoch_gives_the_same_weights); B5's model/BN/momentum/schedule/RNG round trip
+by tests/train/test_checkpoint.py::test_round_trip_with_weights_only; B6 by
+test_run.py::test_resume_refuses_changed_settings_unless_forced.
 """
 
 import errno
@@ -31,8 +32,9 @@ def files(directory: Path) -> dict[str, bytes]:
 # -- B1: kill -9 while saving ---------------------------------------------------------------
 
 
-def _save_forever(directory: Path, net: nn.Module, epoch: int, seed: int) -> None:
-    """The child: save `last` in a loop, each rename delayed (the fault hook), until killed."""
+def _save_forever(directory: Path, net: nn.Module, epoch: int, seed: int, done_fd: int) -> None:
+    """The child: save `last` in a loop, each rename delayed (the fault hook), until killed;
+    a byte to `done_fd` after the first save."""
     rnd = random.Random(seed)
     real_replace = os.replace
 
@@ -45,6 +47,10 @@ def _save_forever(directory: Path, net: nn.Module, epoch: int, seed: int) -> Non
         with torch.no_grad():
             net.weight.fill_(epoch)         # weights that say which save they belong to
         ck.save_checkpoint(directory, "last", net, epoch=epoch, global_step=10 * epoch)
+        if done_fd >= 0:
+            os.write(done_fd, b".")
+            os.close(done_fd)
+            done_fd = -1
         epoch += 1
 
 
@@ -57,12 +63,18 @@ def test_b1_kill_9_at_random_points_while_saving(tmp_path):
     rnd = random.Random(0)
     epoch, mid_save, rolled = 0, 0, 0
     for i in range(60):
+        r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child never returns
             try:
-                _save_forever(tmp_path, net, epoch + 1, seed=i)
+                os.close(r)
+                _save_forever(tmp_path, net, epoch + 1, seed=i, done_fd=w)
             finally:
                 os._exit(1)
+        os.close(w)
+        # one save finished first, so every kill makes progress however loaded the machine is
+        assert os.read(r, 1) == b".", "the child died before its first save"
+        os.close(r)
         time.sleep(rnd.uniform(0.002, 0.04))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -437,3 +437,39 @@ def test_compile_trains_and_keeps_checkpoint_keys(monkeypatch, toy, tmp_path):
                                precision="32", compile=True), model=model, loaders=loaders)
     assert calls == ["TinyNet"] and result.history[-1]["train_loss"] > 0
     assert set(load_weights_file(result.run_dir / "last.safetensors")[0]) == keys
+
+
+class StopAtEpoch:
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, metrics, **_):
+        return "stopped" if metrics["epoch"] == self.epoch else None
+
+
+def test_resumed_run_stops_early_at_the_same_epoch(toy_factory, tmp_path):
+    def run(name, callbacks=(), resume=None):
+        model, loaders = toy_factory()
+        cfg = TrainConfig(epochs=30, lr=0.05, early_stopping_patience=3, out_dir=str(tmp_path),
+                          name=name, quiet=True, deterministic=True, precision="32")
+        return train(cfg, model=model, loaders=loaders, callbacks=callbacks, resume=resume)
+
+    full = run("full")
+    stopped_at = full.summary["epochs_completed"]
+    assert full.history.stop_reason == "early_stopping" and 4 <= stopped_at < 30
+    part = run("part", [StopAtEpoch(stopped_at - 1)])           # 2 epochs without a gain so far
+    _, state = load_checkpoint(part.run_dir)
+    assert state["early_stopping"]["bad_epochs"] == 2
+    resumed = run("part", resume=part.run_dir)
+    assert resumed.history.stop_reason == "early_stopping"
+    assert resumed.summary["epochs_completed"] == stopped_at    # not 3 epochs after the resume
+    with pytest.raises(ConfigError, match="already stopped early"):
+        run("full", resume=full.run_dir)
+
+
+def test_early_stopping_needs_a_validation_split(toy, tmp_path):
+    model, loaders = toy
+    loaders.val = None
+    with pytest.raises(ConfigError, match="val_fraction"):
+        train(TrainConfig(epochs=2, early_stopping_patience=2, out_dir=str(tmp_path), quiet=True),
+              model=model, loaders=loaders)

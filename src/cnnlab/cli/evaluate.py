@@ -32,6 +32,8 @@ HELP = "score runs (or an ensemble) on held-out data: accuracy, per-class metric
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from cnnlab.cli.common import add_inference_arguments
+
     a = parser.add_argument
     a("runs", nargs="+", metavar="RUN", help="run directory (or .safetensors); several: ensemble")
     a("--data", metavar="PATH", help="image folder or archive (default: the run's own data)")
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       "number of classes)")
     a("--tta", choices=("none", "flip", "tencrop"), default="none",
       help="test-time augmentation (default none; see above)")
-    a("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    add_inference_arguments(parser)
     a("-o", "--out-dir", metavar="OUTDIR", help="where the report files go (see above)")
     a("--json", action="store_true", help="print the metrics as JSON (files are still written)")
 
@@ -73,7 +75,7 @@ def run(args) -> int:
     from cnnlab.evaluate.evaluation import evaluate_runs, public, write_report
 
     result = evaluate_runs(args.runs, data=args.data, split=args.split, topk=args.topk,
-                           tta=args.tta, device=args.device)
+                           tta=args.tta, device=args.device, fast=args.fast)
     out_dir = args.out_dir or default_out_dir(args.runs, args.split, args.tta)
     written = write_report(result, out_dir)
     if args.json:

@@ -19,11 +19,10 @@ HELP = "learning-rate range test: a loss-vs-LR plot and a suggested learning rat
 
 
 def add_arguments(parser) -> None:
+    from cnnlab.cli.common import add_model_data_arguments
+
+    add_model_data_arguments(parser)
     a = parser.add_argument
-    a("--model", default="lenet5", help="zoo model name (default lenet5)")
-    a("--data", metavar="PATH",
-      help="image folder or .tar/.tar.gz/.zip archive (default: the embedded digits)")
-    a("--image-size", type=int, help="input side in pixels (default: the model's)")
     a("--optimizer", default="momentum", metavar="NAME",
       help="update rule, as for `cnnlab train` (default momentum)")
     a("--batch-size", type=int, default=64, help="images per step (default 64)")

@@ -29,13 +29,15 @@ HELP = "classify image files with a trained run (top-k classes and probabilities
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from cnnlab.cli.common import add_inference_arguments
+
     a = parser.add_argument
     a("run", metavar="RUN", help="run directory written by `cnnlab train` (or a .safetensors)")
     a("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     a("--topk", type=int, default=5, help="classes shown per image (default 5)")
     a("--tta", choices=("none", "flip", "tencrop"), default="none",
       help="test-time augmentation, as in `cnnlab evaluate` (default none)")
-    a("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    add_inference_arguments(parser)
     a("--json", action="store_true", help="print a JSON list: image, top (class, probability) "
       "or error")
 
@@ -49,7 +51,7 @@ def run(args) -> int:
 
     if args.topk < 1:
         raise ConfigError(f"--topk must be >= 1; got {args.topk}")
-    predictor = load(args.run, args.device)
+    predictor = load(args.run, args.device, fast=args.fast)
     results = predict_files(predictor, expand_inputs(args.images), args.topk, args.tta)
     for r in results:   # in input order, so a terminal shows each error where it happened
         if "error" in r:

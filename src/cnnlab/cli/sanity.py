@@ -24,11 +24,10 @@ HELP = "check the initial loss against chance and that the model overfits 20 ima
 
 
 def add_arguments(parser) -> None:
+    from cnnlab.cli.common import add_model_data_arguments
+
+    add_model_data_arguments(parser)
     a = parser.add_argument
-    a("--model", default="lenet5", help="zoo model name (default lenet5)")
-    a("--data", metavar="PATH",
-      help="image folder or .tar/.tar.gz/.zip archive (default: the embedded digits)")
-    a("--image-size", type=int, help="input side in pixels (default: the model's)")
     a("--loss", choices=("ce", "svm"), default="ce",
       help="softmax cross-entropy (expect ln C) or multiclass SVM (expect C - 1); default ce")
     a("--images", type=int, default=20, help="images to overfit (default 20)")

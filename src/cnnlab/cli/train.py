@@ -14,7 +14,9 @@ flag that changes the run (e.g. --epochs) is an error showing the difference, un
 which records non_exact_resume: true; the same holds for data whose manifest hash (class
 list, file paths and contents; "digits" for the embedded set) differs from the run's. With
 --deterministic, a resumed run ends with the same weights, bit for bit, as one that was never
-stopped. A NaN/inf loss stops the run with exit status 1 and keeps the last good checkpoint.
+stopped, also after a kill -9 (resumed from the latest of the epoch-end saves and, with
+--checkpoint-every N, the saves every N steps; early-stopping state included). A NaN/inf loss
+stops the run with exit status 1 and keeps the last good checkpoint.
 
 Regularisation and steps: --weight-decay is L2 on conv/linear weights, --l1 adds an L1 penalty
 on the same weights (both: the elastic net), --dropout sets the rate of models that have one,
@@ -22,14 +24,16 @@ on the same weights (both: the elastic net), --dropout sets the rate of models t
 steps once per K batches, --clip-grad-norm caps the gradient norm, --ema-decay validates and
 keeps an exponential moving average of the weights, --compile uses torch.compile.
 
-Settings come from the TrainConfig defaults, then --config FILE (YAML, see configs/), then the
-flags below; --set KEY=VALUE reaches any other TrainConfig field (e.g. lr_step_epochs). Each run
-writes runs/NAME/: config.yaml (the resolved settings), environment.json (versions, device,
-seed), metrics.csv/.jsonl (one row per epoch), last/best checkpoints (.safetensors weights plus a
-.state.pt training state), summary.json (test accuracy, confusion matrix, the data's manifest
+Settings come from the TrainConfig defaults, then --recipe NAME (a built-in recipe, listed at
+--recipe below), then --config FILE (YAML, see configs/), then the flags below; --set KEY=VALUE
+reaches any other TrainConfig field (e.g. lr_step_epochs, tta). Each run writes runs/NAME/:
+config.yaml (the resolved settings), environment.json (versions, device, seed), metrics.csv/
+.jsonl (one row per epoch), last/best checkpoints (.safetensors weights plus a .state.pt
+training state), summary.json (test accuracy, confusion matrix, the data's manifest
 hash, and "diagnostics": training-monitor flags plus learning-curve hints), curves.png (loss,
 accuracy and learning rate per epoch, train vs val), diagnostics.jsonl (per-layer norms and
-update ratios every --monitor-every steps) and, with TensorBoard installed, tensorboard/.
+update ratios every --monitor-every steps) and tensorboard/ (the per-epoch metrics, and the
+monitor's per-layer stats and weight/grad histograms; --no-tensorboard: none).
 
 Ctrl-C (or SIGTERM) stops after the current batch and saves the `last` checkpoint; a second
 Ctrl-C aborts at once.
@@ -47,6 +51,8 @@ examples:
   cnnlab train --ema-decay 0.999 --monitor-every 0    # EMA weights; no diagnostics
   cnnlab train --data shapes/ --model resnet20 --epochs 30 --name shapes
   cnnlab train --data cifar10-jpg.tar.gz --model resnet20 --image-size 32
+  cnnlab train --recipe cifar10-fast --data cifar10-jpg.tar.gz   # airbench94, ~10 epochs
+  cnnlab train --recipe resnet-cifar-paper --model resnet56 --data cifar10-jpg.tar.gz
   cnnlab train --resume runs/shapes                    # after Ctrl-C or a crash
   cnnlab train --resume runs/shapes --epochs 40 --force
 """
@@ -63,10 +69,16 @@ _FIELDS = ("model", "data", "image_size", "epochs", "batch_size", "lr", "optimiz
            "nesterov", "weight_decay", "schedule", "warmup_epochs", "label_smoothing", "loss",
            "precision", "channels_last", "device", "threads", "seed", "deterministic", "out_dir",
            "name", "quiet", "hflip", "l1", "dropout", "init", "clip_grad_norm", "accumulate",
-           "ema_decay", "monitor_every", "compile")
+           "ema_decay", "monitor_every", "compile", "tensorboard", "early_stopping_patience",
+           "checkpoint_every", "step_log")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from cnnlab.recipes import list_recipes
+
+    parser.add_argument("--recipe", metavar="NAME",
+                        help=f"built-in recipe: {', '.join(list_recipes())}; --config and flags "
+                        "override it")
     add_train_arguments(parser)
 
 
@@ -100,6 +112,15 @@ def add_train_arguments(parser: argparse.ArgumentParser,
       help="validate, test and keep as best an EMA of the weights, e.g. 0.999 (default: off)")
     a("--monitor-every", type=int, metavar="N",
       help="diagnostics (norms, update ratios, dead ReLUs) every N steps; 0: off (default 50)")
+    a("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+      help="write RUN/tensorboard/ event files (default on; --no-tensorboard: off)")
+    a("--early-stopping", dest="early_stopping_patience", type=int, metavar="N",
+      help="stop after N epochs without a val accuracy gain (default 0: off)")
+    a("--checkpoint-every", type=int, metavar="N",
+      help="also save `last` every N steps mid-epoch, for an exact resume after a crash "
+      "(default 0: at epoch ends only)")
+    a("--step-log", action="store_true", default=None,
+      help="write RUN/steps.jsonl: each step's loss, lr and sample indices")
     a("--compile", action=argparse.BooleanOptionalAction, default=None,
       help="torch.compile the model (default off: not yet measured faster on CPU; add "
       "--monitor-every 0, whose sampling hooks cause graph breaks)")
@@ -147,11 +168,20 @@ def overrides_from_args(args) -> dict:
 
 
 def config_from_args(args):
-    """The TrainConfig that the flags (over --config, over the defaults) describe."""
-    from cnnlab.config import resolve
+    """The TrainConfig that the flags (over --config, over --recipe, over the defaults) describe."""
+    from cnnlab.config import check_values, load_yaml, resolve
     from cnnlab.train.config import TrainConfig
 
-    return resolve(TrainConfig, args.config, overrides_from_args(args))
+    if not getattr(args, "recipe", None):
+        return resolve(TrainConfig, args.config, overrides_from_args(args))
+    from cnnlab.recipes import load_recipe
+
+    values = load_recipe(args.recipe)
+    if args.config:  # its nulls count (e.g. `ema_decay: null` turns the recipe's EMA off)
+        values.update(check_values(TrainConfig, load_yaml(args.config), source=args.config))
+    flags = {k: v for k, v in overrides_from_args(args).items() if v is not None}
+    values.update(check_values(TrainConfig, flags, source="overrides"))
+    return TrainConfig(**values)
 
 
 def _pct(v) -> str:
@@ -169,9 +199,9 @@ def run(args) -> int:
             # its frozen groups and discriminative rates live in finetune.json, not config.yaml
             raise ConfigError(f"{args.resume} is a fine-tuning run; resume it with "
                               f"`cnnlab finetune --resume {args.resume}`")
-        if args.config:
+        if args.config or args.recipe:
             raise ConfigError("--resume takes its settings from RUN/config.yaml; drop --config "
-                              "(or start a new run with --config and --name)")
+                              "and --recipe (or start a new run with them and --name)")
         cfg, changes = resume_config(args.resume, overrides_from_args(args), args.force)
         result = train(cfg, resume=args.resume, resume_changes=changes, force=args.force)
     else:

@@ -277,7 +277,13 @@ def _held_out(n: int, fraction: float) -> int:
 
 def make_split(layout: Layout, val_fraction: float | None = None, test_fraction: float = 0.0,
                seed: int = 0) -> SplitSpec:
-    """Train/val/test files of a layout: its split folders, or a stratified, seeded split."""
+    """Train/val/test files of a layout: its split folders, or a stratified, seeded split.
+
+    Split folders are kept as they are, except that a layout with train/ but no val/ (CIFAR's
+    train/ + test/) gets `val_fraction` of each train/ class held out as val, so that choosing a
+    checkpoint never looks at test/. `val_fraction` None keeps such a layout as it is (val then
+    falls back to test/, see :func:`resolve_split`); for a single tree None means 0.2.
+    """
     classes = layout.classes
     index = {c: i for i, c in enumerate(classes)}
     if layout.presplit:
@@ -286,16 +292,31 @@ def make_split(layout: Layout, val_fraction: float | None = None, test_fraction:
             pairs = [(p, index[c]) for c in classes for p in g[c]]
             files[split] = [p for p, _ in pairs]
             labels[split] = [y for _, y in pairs]
-        return SplitSpec(classes, files, labels, "folders", root=layout.root)
+        if "val" in files or "train" not in files or not val_fraction:
+            return SplitSpec(classes, files, labels, "folders", root=layout.root)
+        held = _stratified(layout.groups["train"], classes, float(val_fraction), 0.0, seed)
+        for s in ("train", "val"):
+            files[s], labels[s] = held[s]
+        return SplitSpec(classes, files, labels, "folders+val", seed, float(val_fraction), None,
+                         layout.root)
 
     val_fraction = 0.2 if val_fraction is None else float(val_fraction)
     test_fraction = float(test_fraction or 0.0)
+    out = _stratified(layout.groups["all"], classes, val_fraction, test_fraction, seed)
+    keep = [s for s in SPLITS if s == "train" or out[s][0]]
+    return SplitSpec(classes, {s: out[s][0] for s in keep}, {s: out[s][1] for s in keep},
+                     "stratified", seed, val_fraction, test_fraction, layout.root)
+
+
+def _stratified(groups: dict[str, list[str]], classes: list[str], val_fraction: float,
+                test_fraction: float, seed: int) -> dict[str, tuple[list[str], list[int]]]:
+    """Hold out val and test fractions of every class, seeded: split -> (paths, labels)."""
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise DataError(f"val_fraction and test_fraction must be in [0, 1) and sum below 1; got "
                         f"{val_fraction} and {test_fraction}")
     out = {s: ([], []) for s in SPLITS}
-    for c in classes:
-        paths = layout.groups["all"][c]
+    for label, c in enumerate(classes):
+        paths = groups.get(c, [])
         n = len(paths)
         n_val, n_test = _held_out(n, val_fraction), _held_out(n, test_fraction)
         if n and n - n_val - n_test < 1:
@@ -311,10 +332,8 @@ def make_split(layout: Layout, val_fraction: float | None = None, test_fraction:
         for s, idx in parts.items():
             chosen = sorted(paths[i] for i in idx)
             out[s][0].extend(chosen)
-            out[s][1].extend([index[c]] * len(chosen))
-    keep = [s for s in SPLITS if s == "train" or out[s][0]]
-    return SplitSpec(classes, {s: out[s][0] for s in keep}, {s: out[s][1] for s in keep},
-                     "stratified", seed, val_fraction, test_fraction, layout.root)
+            out[s][1].extend([label] * len(chosen))
+    return out
 
 
 def resolve_split(spec: SplitSpec, split: str) -> str:
@@ -326,6 +345,6 @@ def resolve_split(spec: SplitSpec, split: str) -> str:
     if split == "val" and spec.method == "folders" and "test" in spec.files:
         return "test"
     have = sorted(spec.files)
-    hint = ("add a val/ or test/ folder" if spec.method == "folders"
+    hint = ("add a val/ or test/ folder" if spec.method.startswith("folders")
             else f"set {split}_fraction > 0")
     raise DataError(f"no {split} split: the data has {have}. To get one, {hint}.")

@@ -9,8 +9,8 @@ Cost: the weights are copied and forward hooks are attached only around the samp
 the steps in between run untouched. The first step is always sampled (a layer dead at init
 matters most), but its update ratios are not flagged: that step is the init transient, not the
 steady state the rule of thumb describes. Records go to ``diagnostics.jsonl`` (one JSON object
-per sampled step) in `log_dir`, and to TensorBoard (scalars and weight histograms) when
-``torch.utils.tensorboard`` imports; it is optional.
+per sampled step) in `log_dir`, and to TensorBoard (scalars, weight and gradient histograms)
+when ``torch.utils.tensorboard`` imports, or to the SummaryWriter passed as `tensorboard`.
 
 Use: ``fit(..., callbacks=[TrainingMonitor("runs/NAME", every=50)])`` or
 ``train(cfg, callbacks=[TrainingMonitor(...)])``; ``monitor.flags`` lists what looked wrong.
@@ -36,7 +36,7 @@ class TrainingMonitor:
     """Every `every` steps: per-layer weight/grad norms, update ratios, activations, dead ReLUs."""
 
     def __init__(self, log_dir: str | Path | None = None, every: int = 50,
-                 tensorboard: bool = True,
+                 tensorboard=True,   # True: own writer in log_dir if installed; or a writer
                  ratio_band: tuple[float, float] = (RATIO_LOW, RATIO_HIGH),
                  dead_fraction: float = DEAD_FRACTION):
         self.log_dir = Path(log_dir) if log_dir is not None else None
@@ -59,8 +59,10 @@ class TrainingMonitor:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self.path = self.log_dir / "diagnostics.jsonl"
-            if self.use_tensorboard:
+            if self.use_tensorboard is True:
                 self._writer = _tensorboard_writer(self.log_dir / "tensorboard")
+        if self.use_tensorboard not in (True, False, None):
+            self._writer = self.use_tensorboard   # shared: its owner closes it
         self._prepare(model)  # the first step is always sampled
 
     def on_batch_end(self, step, loss, model, lr=None, **_):
@@ -73,9 +75,9 @@ class TrainingMonitor:
 
     def on_train_end(self, **_):
         self._release()
-        if self._writer is not None:
+        if self._writer is not None and self.use_tensorboard is True:
             self._writer.close()
-            self._writer = None
+        self._writer = None
 
     # -- sampling ----------------------------------------------------------------------------
     def _prepare(self, model: nn.Module) -> None:
@@ -167,7 +169,19 @@ class TrainingMonitor:
             for k, v in act.items():
                 w.add_scalar(f"activation_{k}/{name}", v, step)
         for name, p in model.named_parameters():
-            w.add_histogram(f"weights/{name}", p.detach().float().cpu(), step)
+            _histogram(w, f"weights/{name}", p, step)
+            if p.grad is not None:   # still this step's: the loop zeroes them at the next one
+                _histogram(w, f"grads/{name}", p.grad, step)
+
+
+def _histogram(writer, tag: str, values: torch.Tensor, step: int) -> None:
+    values = values.detach().float().cpu().flatten()
+    # TensorBoard's histogram raises on NaN/inf; the norm scalars show that something diverged
+    values = values[torch.isfinite(values)]
+    if values.numel():
+        # the default buckets end at +-1e20, where a diverging run's weights get to: then numpy's
+        wide = {"bins": "auto"} if float(values.abs().max()) >= 1e20 else {}
+        writer.add_histogram(tag, values, step, **wide)
 
 
 def _tensorboard_writer(path: Path):

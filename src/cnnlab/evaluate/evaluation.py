@@ -53,9 +53,12 @@ def score(probs: torch.Tensor, labels: torch.Tensor, classes: list[str], topk: i
 
 
 def evaluate_runs(runs, data: str | None = None, split: str = "test", topk: int = 5,
-                  tta: str | None = None, device: str = "cpu") -> dict:
+                  tta: str | None = None, device: str = "cpu", fast: bool = True) -> dict:
     """Evaluate each run and, for several, their ensemble (averaged softmax) on one split.
 
+    `fast` False scores the plain eval-mode models instead of their fast copies (folded
+    BatchNorm, channels_last; see :mod:`cnnlab.evaluate.predictor`); a Predictor passed in keeps
+    its own setting.
     Returns a JSON-able dict: split, data, tta, members (per run: run, checkpoint, model and the
     :func:`score` keys), ensemble (or None for a single run), combined (the ensemble's or the only
     member's scores) and confident_errors (of the combined prediction). Arrays for the files are
@@ -65,7 +68,7 @@ def evaluate_runs(runs, data: str | None = None, split: str = "test", topk: int 
     runs = [runs] if isinstance(runs, (str, os.PathLike, Predictor)) else list(runs)
     if not runs:
         raise ConfigError("evaluate needs at least one run directory")
-    predictors = [r if isinstance(r, Predictor) else load(r, device) for r in runs]
+    predictors = [r if isinstance(r, Predictor) else load(r, device, fast) for r in runs]
     first = predictors[0]
     for p in predictors[1:]:
         if p.classes != first.classes:

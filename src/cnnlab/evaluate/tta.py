@@ -8,6 +8,9 @@
   R = round(S * 256 / 224) and the ten S x S crops are taken from it (S = 224: R = 256; S = 32:
   R = 37). Resizing the normalised batch equals normalising the resized image, because bilinear
   weights sum to one and normalisation is affine per channel.
+- ``flip-translate``: airbench's test-time views (Jordan 2024): the image, and the image shifted
+  one pixel up-left and one pixel down-right (reflect-padded), each also mirrored (6 views).
+  Averaged uniformly; airbench weights the unshifted pair 1/2 and each shifted pair 1/4.
 
 Views are averaged as probabilities, not logits, as AlexNet averages its predictions.
 """
@@ -20,7 +23,7 @@ from torch import nn
 
 from cnnlab.errors import ConfigError, InputShapeError
 
-TTA_MODES = ("flip", "tencrop")
+TTA_MODES = ("flip", "tencrop", "flip-translate")
 
 
 def check_mode(mode: str | None) -> str | None:
@@ -54,6 +57,11 @@ def tta_views(x: torch.Tensor, mode: str | None) -> list[torch.Tensor]:
                               f"{tuple(x.shape)}")
     if mode == "flip":
         views = flip_views(x)                                               # (N, 2, C, S, S)
+    elif mode == "flip-translate":
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")                     # (N, C, S+2, S+2)
+        shifted = [x, padded[..., 2:, 2:], padded[..., :h, :w]]             # 0, up-left, down-right
+        views = torch.cat([flip_views(v) for v in shifted], dim=1)          # (N, 6, C, S, S)
     else:
         s = x.shape[-1]
         r = tencrop_size(s)
@@ -71,3 +79,15 @@ def tta_probs(model: nn.Module, x: torch.Tensor, mode: str | None = None) -> tor
         p = model(v.contiguous()).float().softmax(dim=1)
         total = p if total is None else total + p
     return total / len(views)
+
+
+class TTAModel(nn.Module):
+    """`model` behind test-time augmentation: returns the log of the view-averaged softmax, so
+    top-k of the output is the TTA prediction and its cross-entropy is the TTA log-loss."""
+
+    def __init__(self, model: nn.Module, mode: str | None):
+        super().__init__()
+        self.model, self.mode = model, check_mode(mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return tta_probs(self.model, x, self.mode).clamp_min(1e-12).log()

@@ -5,6 +5,7 @@ from cnnlab.models.weights import LoadReport, load_weights
 
 # Importing a family module registers its builders.
 from cnnlab.models import (  # noqa: F401,E402
+    airbench,
     alexnet,
     cifar,
     densenet,

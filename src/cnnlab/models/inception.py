@@ -136,8 +136,39 @@ class InceptionAux(nn.Module):
         return self.fc2(x)
 
 
-class GoogLeNet(nn.Module):
+class _InceptionNet(nn.Module):
+    """The classifier protocol GoogLeNet and Inception-v3 share around their different trunks.
+
+    A subclass sets ``Outputs`` (its train-mode named tuple) and defines ``_trunk(x, with_aux)``
+    returning the last module's map and, with `with_aux`, the auxiliary logits in Outputs' order.
+    """
+
+    Outputs: type
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last inception module's map, (N, num_features, h, w)."""
+        return self._trunk(x, with_aux=False)[0]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pool, dropout and the linear classifier; pre_logits stops at the pool."""
+        x = torch.flatten(self.avgpool(x), 1)
+        if pre_logits:
+            return x
+        return self.fc(self.dropout(x))
+
+    def forward(self, x: torch.Tensor):
+        with_aux = self.training and self.aux_logits
+        x, aux = self._trunk(x, with_aux)
+        logits = self.forward_head(x)
+        if with_aux:
+            return self.Outputs(logits, *aux)
+        return logits
+
+
+class GoogLeNet(_InceptionNet):
     """GoogLeNet (Szegedy et al. 2015), with BatchNorm and torchvision's layout."""
+
+    Outputs = GoogLeNetOutputs
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
                  transform_input: bool = False, dropout: float = 0.2,
@@ -188,26 +219,7 @@ class GoogLeNet(nn.Module):
         aux2 = self.aux2(x) if with_aux else None
         x = self.maxpool4(self.inception4e(x))        # (N, 832, H/32, W/32)
         x = self.inception5b(self.inception5a(x))     # (N, 1024, H/32, W/32)
-        return x, aux1, aux2
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last inception module's map, (N, 1024, H/32, W/32) (Szegedy et al. 2015)."""
-        return self._trunk(x, with_aux=False)[0]
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Global average pool, dropout and the linear classifier; pre_logits stops at (N, 1024)."""
-        x = torch.flatten(self.avgpool(x), 1)
-        if pre_logits:
-            return x
-        return self.fc(self.dropout(x))
-
-    def forward(self, x: torch.Tensor):
-        with_aux = self.training and self.aux_logits
-        x, aux1, aux2 = self._trunk(x, with_aux)
-        logits = self.forward_head(x)
-        if with_aux:
-            return GoogLeNetOutputs(logits, aux2, aux1)  # torchvision's field order
-        return logits
+        return x, (aux2, aux1)                         # torchvision's field order
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the main and auxiliary output layers with fresh ones for `num_classes`."""
@@ -366,8 +378,10 @@ class InceptionV3Aux(nn.Module):
         return self.fc(x)
 
 
-class Inception3(nn.Module):
+class Inception3(_InceptionNet):
     """Inception-v3 (Szegedy et al. 2016), with torchvision's layout."""
+
+    Outputs = InceptionOutputs
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
                  transform_input: bool = False, dropout: float = 0.5) -> None:
@@ -426,26 +440,7 @@ class Inception3(nn.Module):
         aux = self.AuxLogits(x) if with_aux else None
         x = self.Mixed_7a(x)                                                # (N, 1280, 8, 8)
         x = self.Mixed_7c(self.Mixed_7b(x))                                 # (N, 2048, 8, 8)
-        return x, aux                                     # sizes above are for 299x299 input
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Mixed_7c's map, (N, 2048, 8, 8) at 299x299 (Szegedy et al. 2016)."""
-        return self._trunk(x, with_aux=False)[0]
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Global average pool, dropout and the linear classifier; pre_logits stops at (N, 2048)."""
-        x = torch.flatten(self.avgpool(x), 1)
-        if pre_logits:
-            return x
-        return self.fc(self.dropout(x))
-
-    def forward(self, x: torch.Tensor):
-        with_aux = self.training and self.aux_logits
-        x, aux = self._trunk(x, with_aux)
-        logits = self.forward_head(x)
-        if with_aux:
-            return InceptionOutputs(logits, aux)
-        return logits
+        return x, (aux,)                                  # sizes above are for 299x299 input
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the main and auxiliary output layers with fresh ones for `num_classes`."""

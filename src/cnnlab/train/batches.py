@@ -37,6 +37,8 @@ class TensorBatches:
         self.std = None if std is None else torch.tensor(std, dtype=torch.float32)[:, None, None]
         self.epoch = 0
         self.skip = 0   # batches to pass over once (resuming mid-epoch); the draws still happen
+        self.alternate_flip = False  # mirror by alternate_flip_mask (train.run sets it), not flip
+        self.batch_indices: torch.Tensor | None = None  # sample indices of the batch last yielded
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the shuffle order of `epoch` (the training loop calls this)."""
@@ -77,9 +79,10 @@ class TensorBatches:
             if i < skip:  # consume this batch's random draws so later batches match a full pass
                 self._augment(self.x[j], g)
                 continue
-            yield self._augment(self.x[j], g), self.y[j]
+            self.batch_indices = j
+            yield self._augment(self.x[j], g, j), self.y[j]
 
-    def _augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def _augment(self, x: torch.Tensor, g: torch.Generator, idx=None) -> torch.Tensor:
         if self.transform is not None:
             x = self.transform(x, generator=g)
         x = self.to_float(x)
@@ -87,7 +90,18 @@ class TensorBatches:
             x = random_shift(x, self.shift, self.fill, generator=g)
         if self.flip:
             x = random_hflip(x, generator=g)
+        if self.alternate_flip and idx is not None:  # draws nothing from g
+            mirror = alternate_flip_mask(len(self.y), self.seed, self.epoch)[idx]
+            x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
         return x
+
+
+def alternate_flip_mask(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Which of `n` images to mirror in `epoch`: a random half in even epochs, the other half in
+    odd ones, so every two epochs show each image both ways (Jordan 2024, airbench)."""
+    # a stream apart from the (seed, epoch) order and augmentation generators
+    phase = torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(seed + 2**40))
+    return phase.bool() ^ bool(epoch % 2)
 
 
 def random_shift(x: torch.Tensor, pad: int, fill: float = 0.0,

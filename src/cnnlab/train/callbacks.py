@@ -1,4 +1,5 @@
-"""Small training hooks: progress bar, metric files, checkpoints, early stopping, signal handling.
+"""Small training hooks: progress bar, metric files, checkpoints, early stopping, signal handling,
+a per-step log.
 
 Each is a plain object with event-named methods (see :mod:`cnnlab.train.loop` for the events and
 their keyword arguments). They keep their own state and answer the loop through return values
@@ -97,25 +98,37 @@ class Checkpointer:
     there is no validation set. `meta`/`extra` are passed to :func:`save_checkpoint`.
     With an EMA of the weights (the loop's `ema`), its state goes into every state file's
     "ema" (a resume continues it), and `best` holds the averaged weights, the ones validated.
+    `every` > 0 also saves `last` after every `every`-th step mid-epoch (on a gradient-
+    accumulation boundary, `accumulate`), with the batch position for an exact resume.
+    `stateful` maps a state-file key to a hook whose ``state_dict()`` is saved with every
+    checkpoint (e.g. "early_stopping"); list such hooks before this one so that an epoch's
+    save holds their state after that epoch.
     """
 
     def __init__(self, run_dir: str | Path, classes=(), monitor: str = "val_acc1",
-                 meta: dict | None = None, extra: dict | None = None, best: dict | None = None):
+                 meta: dict | None = None, extra: dict | None = None, best: dict | None = None,
+                 every: int = 0, accumulate: int = 1, stateful: dict | None = None):
         self.run_dir = Path(run_dir)
         self.classes, self.monitor = list(classes), monitor
         self.meta, self.extra = dict(meta or {}), dict(extra or {})
         best = best or {}   # a resumed run continues the saved {"value", "epoch"}
         self.best_value: float | None = best.get("value")
         self.best_epoch: int | None = best.get("epoch")
+        self.every, self.accumulate = every, accumulate
+        self.stateful = dict(stateful or {})
+        self.batches_per_epoch: int | None = None
+        self.metrics: dict = {}   # the last completed epoch's row, saved by mid-epoch saves
         self.saved_step: int | None = None
         self.interrupted_save: Path | None = None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.run_dir)
 
     def _save(self, tag, model, optimizer, scheduler, epoch, step, batch_in_epoch, metrics,
-              ema=None):
+              ema=None, totals=None):
         best = {"monitor": self.monitor, "value": self.best_value, "epoch": self.best_epoch}
-        extra = {**self.extra, "metrics": metrics, "best": best}
+        extra = {**self.extra, "metrics": metrics, "best": best,
+                 "epoch_totals": totals if batch_in_epoch else None,  # fit's epoch_totals
+                 **{key: hook.state_dict() for key, hook in self.stateful.items()}}
         if ema is not None:
             extra["ema"] = ema.state_dict()
             if tag == "best":
@@ -124,8 +137,22 @@ class Checkpointer:
                                epoch=epoch, global_step=step, batch_in_epoch=batch_in_epoch,
                                classes=self.classes, meta=self.meta, extra=extra)
 
+    def on_train_start(self, steps_per_epoch, **_):
+        self.batches_per_epoch = steps_per_epoch
+
+    def on_batch_end(self, epoch, step, batch, model, optimizer, scheduler=None, ema=None,
+                     totals=None, **_):
+        # the epoch's last batch is left to on_epoch_end, which saves it as a whole epoch
+        if (not self.every or step % self.every or (batch + 1) % self.accumulate
+                or batch + 1 == self.batches_per_epoch):
+            return
+        self._save("last", model, optimizer, scheduler, epoch, step, batch + 1, self.metrics, ema,
+                   totals)
+        self.saved_step = step
+
     def on_epoch_end(self, epoch, step, metrics, model, optimizer, scheduler=None, ema=None,
                      **_):
+        self.metrics = metrics
         value = metrics.get(self.monitor, metrics.get("train_acc1"))
         improved = value is not None and math.isfinite(value) and (
             self.best_value is None or value > self.best_value)
@@ -137,18 +164,22 @@ class Checkpointer:
         self.saved_step = step
 
     def on_train_end(self, epoch, step, batch_in_epoch, history, model, optimizer,
-                     scheduler=None, ema=None, **_):
+                     scheduler=None, ema=None, totals=None, **_):
         if history.stop_reason == "nonfinite_loss":
             return  # the weights led to a NaN/inf loss: keep the last good checkpoint
         if step != self.saved_step:  # stopped mid-epoch (Ctrl-C, SIGTERM, a callback)
             metrics = history[-1] if history else {}
             self.interrupted_save = self._save("last", model, optimizer, scheduler, epoch, step,
-                                               batch_in_epoch, metrics, ema)
+                                               batch_in_epoch, metrics, ema, totals)
             self.saved_step = step
 
 
 class EarlyStopping:
-    """Stops when `monitor` (higher is better) has not improved for `patience` epochs."""
+    """Stops when `monitor` (higher is better) has not improved for `patience` epochs.
+
+    Its state (best value, epochs since) goes into checkpoints through the Checkpointer's
+    `stateful`, so a resumed run stops at the epoch an uninterrupted one would.
+    """
 
     def __init__(self, monitor: str = "val_acc1", patience: int = 5, min_delta: float = 0.0):
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
@@ -163,7 +194,55 @@ class EarlyStopping:
             self.best, self.bad_epochs = value, 0
             return None
         self.bad_epochs += 1
-        return "early_stopping" if self.bad_epochs >= self.patience else None
+        return "early_stopping" if self.stopped else None
+
+    @property
+    def stopped(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict:
+        return {"monitor": self.monitor, "best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.bad_epochs = state["best"], int(state["bad_epochs"])
+
+
+class StepLog:
+    """One JSON line per batch in RUN/steps.jsonl: step, epoch, batch, loss, lr and the batch's
+    sample indices (`batches.batch_indices`), to audit an exact resume or find a loss spike.
+
+    Each line is flushed at once, so a killed run keeps every step it logged. `resume_step`:
+    lines after it (steps the checkpoint does not cover) are dropped, so a resumed run's file
+    reads like an uninterrupted one's.
+    """
+
+    def __init__(self, run_dir: str | Path, batches=None, resume_step: int | None = None):
+        self.path = Path(run_dir) / "steps.jsonl"
+        self.batches, self.file = batches, None
+        if resume_step is not None and self.path.is_file():
+            kept = []
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by the kill
+                    continue
+                if row["step"] <= resume_step:
+                    kept.append(line + "\n")
+            self.path.write_text("".join(kept))
+
+    def on_train_start(self, **_):
+        self.file = open(self.path, "a")
+
+    def on_batch_end(self, epoch, step, batch, loss, lr, **_):
+        idx = getattr(self.batches, "batch_indices", None)
+        self.file.write(json.dumps({"step": step, "epoch": epoch, "batch": batch, "loss": loss,
+                                    "lr": lr, "indices": None if idx is None else idx.tolist()})
+                        + "\n")
+        self.file.flush()
+
+    def on_train_end(self, **_):
+        if self.file is not None:
+            self.file.close()
 
 
 class StopOnSignal:

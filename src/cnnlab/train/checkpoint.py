@@ -13,7 +13,8 @@ A checkpoint TAG (``last``, ``best``) in a run directory is two files::
                         format          "cnnlab-train-state/1"
                         epoch           completed epochs (the next epoch to run)
                         global_step     optimiser steps taken
-                        batch_in_epoch  batches of the next epoch already taken (> 0 after Ctrl-C)
+                        batch_in_epoch  batches of the next epoch already taken (> 0 after Ctrl-C
+                                        or a mid-epoch checkpoint_every save)
                         optimizer       optimizer.state_dict() (momentum buffers, Adam moments)
                         scheduler       LRSchedule.state_dict() (step, plateau state) or None
                         rng             torch / cuda / numpy / python generator states
@@ -23,8 +24,10 @@ A checkpoint TAG (``last``, ``best``) in a run directory is two files::
                         state_sha256    digest of every other entry (tensor bytes included):
                                         torch's zip reader does not notice a flipped bit
                         + whatever the caller adds; `cnnlab train` adds metrics, best
-                          ({monitor, value, epoch}), config, environment, and after a resume
-                          resumes (one record each) and non_exact_resume (a forced change)
+                          ({monitor, value, epoch}), epoch_totals (the running train sums of a
+                          part-done epoch), early_stopping ({monitor, best, bad_epochs}) when
+                          on, config, environment, and after a resume resumes (one record
+                          each) and non_exact_resume (a forced change)
                       Below torch 2.10 (weights.MIN_TORCH_FOR_PICKLE) the state file is refused:
                       that unpickler is exploitable (CVE-2025-32434, CVE-2026-24747).
 

@@ -49,6 +49,13 @@ class TrainConfig:
                                        # accumulate); the schedule counts optimiser steps
     monitor_every: int = 50            # diagnostics (cnnlab.diagnose.TrainingMonitor) every N
                                        # optimiser steps into RUN/diagnostics.jsonl; 0: off
+    tensorboard: bool = True           # RUN/tensorboard/: per-epoch metrics, and the monitor's
+                                       # per-layer stats and weight/grad histograms
+    early_stopping_patience: int = 0   # stop after this many epochs without a val_acc1 gain;
+                                       # 0: off. Its state is checkpointed, so resumes stop alike
+    checkpoint_every: int = 0          # also save `last` every N steps mid-epoch (batch position
+                                       # and data order included); 0: at epoch ends only
+    step_log: bool = False             # RUN/steps.jsonl: each step's loss, lr and sample indices
     compile: bool = False              # torch.compile the model for training; off by default:
                                        # compilation takes seconds to minutes and its CPU gain
                                        # is not yet measured here (issue 5 asks to measure first)
@@ -71,6 +78,15 @@ class TrainConfig:
     out_dir: str = "runs"
     name: str | None = None            # run directory name; None: MODEL-YYYYmmdd-HHMMSS
     quiet: bool = False                # no progress bar or per-epoch lines
+    # for the built-in recipes (cnnlab.recipes)
+    lr_milestones: tuple[float, ...] = ()  # "step": multiply by lr_decay at each of these epochs
+                                       # (fractional: He et al. 2016 decay at iterations 32k/48k)
+                                       # instead of every lr_step_epochs
+    alternate_flip: bool = False       # with hflip: each image is mirrored on every other epoch
+                                       # (random phase per image) instead of a fresh coin flip
+                                       # each epoch (Jordan 2024, airbench)
+    tta: Literal["none", "flip", "flip-translate"] = "none"  # also report the final val/test
+                                       # accuracy averaged over mirrored (and 1-px shifted) views
 
     # names other tools use, suggested when such a key arrives (cnnlab.config)
     SYNONYMS: ClassVar[dict[str, str]] = {
@@ -81,6 +97,8 @@ class TrainConfig:
         "l1_penalty": "l1", "drop_rate": "dropout", "gradient_clip": "clip_grad_norm",
         "grad_clip": "clip_grad_norm", "accumulate_grad_batches": "accumulate",
         "ema": "ema_decay", "model_ema_decay": "ema_decay",
+        "early_stopping": "early_stopping_patience",
+        "save_every": "checkpoint_every", "checkpoint_every_n_steps": "checkpoint_every",
     }
 
     def __post_init__(self):
@@ -102,6 +120,10 @@ class TrainConfig:
         need(self.monitor_every >= 0, f"monitor_every must be >= 0 (0: off); got "
              f"{self.monitor_every}")
         need(self.accumulate >= 1, f"accumulate must be >= 1; got {self.accumulate}")
+        need(self.early_stopping_patience >= 0, f"early_stopping_patience must be >= 0 (0: off); "
+             f"got {self.early_stopping_patience}")
+        need(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0 (0: epoch ends only); "
+             f"got {self.checkpoint_every}")
         need(self.momentum is None or 0 <= self.momentum < 1,
              f"momentum must be in [0, 1); got {self.momentum}")
         need(0 <= self.label_smoothing < 1,
@@ -130,3 +152,11 @@ class TrainConfig:
              "Use --out-dir for the parent.")
         need(self.device == "auto" or self.device.split(":")[0] in {"cpu", "cuda", "mps"},
              f"device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
+        need(list(self.lr_milestones) == sorted(self.lr_milestones)
+             and all(0 < m < self.epochs for m in self.lr_milestones),
+             f"lr_milestones must be increasing epochs in (0, epochs={self.epochs}); "
+             f"got {list(self.lr_milestones)}. For a shorter run, scale them too, e.g. "
+             f"--set 'lr_milestones=[{self.epochs / 2:g}, {self.epochs * 3 / 4:g}]'")
+        need(not self.lr_milestones or self.schedule == "step",
+             f"lr_milestones apply to schedule 'step'; got schedule {self.schedule!r}. "
+             "Add --schedule step or drop lr_milestones.")

@@ -6,14 +6,17 @@ a string return value becomes ``History.stop_reason``.
 
     on_train_start(model, optimizer, scheduler, ema, epochs, steps_per_epoch, start_epoch)
     on_epoch_start(epoch, model, optimizer, scheduler, ema)
-    on_batch_end(epoch, step, batch, loss, correct, size, lr, model, optimizer, scheduler, ema)
+    on_batch_end(epoch, step, batch, loss, correct, size, lr, totals, model, optimizer,
+                 scheduler, ema)
     on_epoch_end(epoch, step, metrics, history, model, optimizer, scheduler, ema)
-    on_train_end(epoch, step, batch_in_epoch, history, model, optimizer, scheduler, ema)
+    on_train_end(epoch, step, batch_in_epoch, totals, history, model, optimizer, scheduler, ema)
 
 `epoch` and `batch` are 0-based indices; `step` counts batches trained so far (optimiser steps
 unless cfg.accumulate > 1: then gradients of `accumulate` batches are summed before each step,
 and a stop request waits for the end of the group so no half-accumulated step is lost);
-`metrics["epoch"]` is 1-based (epochs completed).
+`metrics["epoch"]` is 1-based (epochs completed). `totals` holds the current epoch's running
+sums so far ({"images", "loss_sum", "correct"}): a mid-epoch checkpoint saves them, and a resume
+passes them back as `epoch_totals`, so that epoch's train_loss/train_acc1 match an unbroken run.
 
 A loss that is NaN or infinite stops training before that batch's update, with stop_reason
 "nonfinite_loss" and ``History.stop_detail`` saying where; the weights stay the last finite ones.
@@ -137,14 +140,15 @@ def evaluate(model: nn.Module, batches, *, precision: str = "32", channels_last:
 
 def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callbacks=(),
         scheduler=None, start_epoch: int = 0, start_step: int | None = None,
-        ema=None) -> History:
+        ema=None, epoch_totals: dict | None = None) -> History:
     """Mini-batch SGD with backpropagation (LeCun et al. 1998) for cfg.epochs; hooks do the rest.
 
     Also: cfg.l1 (L1 penalty on weights), cfg.clip_grad_norm, cfg.accumulate (see above).
     `ema` (a :class:`cnnlab.train.optim.ModelEMA`) is updated after every optimiser step and
     is what the validation metrics measure; hooks receive it as `ema`.
     `start_step` (default: start_epoch whole epochs) is set when resuming mid-epoch; the
-    batches of that epoch already taken are skipped (``loaders.train.skip_batches``).
+    batches of that epoch already taken are skipped (``loaders.train.skip_batches``), and
+    `epoch_totals` (the `totals` saved with them) continue that epoch's train metrics.
     """
     if len(loaders.train) == 0:
         raise DataError("the training set yields no batches; check the data or lower --batch-size")
@@ -160,6 +164,7 @@ def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callba
     weights = penalised_weights(model) if cfg.l1 else []
     step = start_epoch * len(loaders.train) if start_step is None else start_step
     epoch, done, stop = start_epoch, step - start_epoch * len(loaders.train), None
+    n, loss_sum, correct_sum = 0, 0.0, 0
     hooks.call("on_train_start", epochs=cfg.epochs, steps_per_epoch=len(loaders.train),
                start_epoch=start_epoch, **ctx)
     try:
@@ -171,6 +176,11 @@ def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callba
                 loaders.train.skip_batches(done)
             hooks.call("on_epoch_start", epoch=epoch, **ctx)
             t0, n, loss_sum, correct_sum = time.perf_counter(), 0, 0.0, 0
+            if done and epoch_totals:  # resumed mid-epoch: the batches before count too
+                n, loss_sum, correct_sum = (int(epoch_totals["images"]),
+                                            float(epoch_totals["loss_sum"]),
+                                            int(epoch_totals["correct"]))
+            n0 = n  # images/s counts this process's images only
             lr = optimizer.param_groups[0]["lr"]
             for batch, (x, y) in enumerate(loaders.train, start=done):
                 x, y = x.to(device, memory_format=fmt), y.to(device)
@@ -204,25 +214,27 @@ def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callba
                 correct = (scores.argmax(1) == y).sum().item()
                 n, loss_sum, correct_sum = (n + len(y), loss_sum + loss_value * len(y),
                                             correct_sum + correct)
+                totals = {"images": n, "loss_sum": loss_sum, "correct": correct_sum}
                 stop = hooks.call("on_batch_end", epoch=epoch, step=step, batch=batch,
                                   loss=loss_value, correct=correct, size=len(y), lr=lr,
-                                  **ctx) or stop
+                                  totals=totals, **ctx) or stop
                 if stop and at_boundary:  # never stop with half-accumulated gradients
                     break
             if stop:
                 break
             seconds = time.perf_counter() - t0
+            images_per_s = (n - n0) / seconds
             n = max(n, 1)  # resumed after the epoch's last batch: nothing left to average
             metrics = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum / n,
                        "train_acc1": correct_sum / n,
                        **evaluate(model if ema is None else ema.module, loaders.val,
                                   precision=precision, channels_last=cl,
                                   loss_fn=loss_fn, prefix="val"),
-                       "seconds": seconds, "images_per_s": n / seconds}
+                       "seconds": seconds, "images_per_s": images_per_s}
             history.append(metrics)
             if scheduler is not None:
                 scheduler.step_epoch(metrics.get("val_acc1", metrics["train_acc1"]))
-            done = 0
+            done, n, loss_sum, correct_sum = 0, 0, 0.0, 0
             stop = hooks.call("on_epoch_end", epoch=epoch, step=step, metrics=metrics,
                               history=history, **ctx)
             if stop:
@@ -230,5 +242,6 @@ def fit(model: nn.Module, loaders, optimizer: torch.optim.Optimizer, cfg, callba
     except KeyboardInterrupt:  # Ctrl-C: stop where we are and let the hooks save `last`
         stop = "interrupted"
     history.stop_reason = (stop if isinstance(stop, str) else "callback") if stop else None
-    hooks.call("on_train_end", epoch=epoch, step=step, batch_in_epoch=done, history=history, **ctx)
+    hooks.call("on_train_end", epoch=epoch, step=step, batch_in_epoch=done, history=history,
+               totals={"images": n, "loss_sum": loss_sum, "correct": correct_sum}, **ctx)
     return history

@@ -136,7 +136,8 @@ class LRSchedule:
 
     def __init__(self, optimizer: torch.optim.Optimizer, name: str, epochs: int,
                  steps_per_epoch: int, warmup_epochs: float = 0.0, step_epochs: int = 30,
-                 decay: float = 0.1, min_lr: float = 0.0, patience: int = 3):
+                 decay: float = 0.1, min_lr: float = 0.0, patience: int = 3,
+                 milestones=()):
         if name not in SCHEDULES:
             raise _unknown("schedule", name, SCHEDULES)
         self.optimizer, self.name = optimizer, name
@@ -144,6 +145,8 @@ class LRSchedule:
         self.total_steps = epochs * self.steps_per_epoch
         self.warmup_steps = round(warmup_epochs * self.steps_per_epoch)
         self.step_epochs, self.decay, self.patience = step_epochs, decay, patience
+        # "step" with milestones (epochs, may be fractional): decay at these batch indices
+        self.milestone_steps = [round(m * self.steps_per_epoch) for m in milestones]
         for g in optimizer.param_groups:
             g.setdefault("initial_lr", g["lr"])
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
@@ -163,7 +166,9 @@ class LRSchedule:
         if self.name == "constant":
             main = 1.0
         elif self.name == "step":
-            main = self.decay ** (step // (self.step_epochs * self.steps_per_epoch))
+            main = self.decay ** (sum(step >= m for m in self.milestone_steps)
+                                  if self.milestone_steps
+                                  else step // (self.step_epochs * self.steps_per_epoch))
         elif self.name == "plateau":
             main = self.plateau_scale
         else:  # cosine from the end of warm-up to the end of training
@@ -234,7 +239,8 @@ def build_schedule(optimizer: torch.optim.Optimizer, cfg, steps_per_epoch: int) 
     steps_per_epoch = math.ceil(steps_per_epoch / getattr(cfg, "accumulate", 1))
     return LRSchedule(optimizer, cfg.schedule, cfg.epochs, steps_per_epoch,
                       warmup_epochs=cfg.warmup_epochs, step_epochs=cfg.lr_step_epochs,
-                      decay=cfg.lr_decay, min_lr=cfg.min_lr, patience=cfg.plateau_patience)
+                      decay=cfg.lr_decay, min_lr=cfg.min_lr, patience=cfg.plateau_patience,
+                      milestones=getattr(cfg, "lr_milestones", ()))
 
 
 class ModelEMA:

@@ -1,5 +1,6 @@
-"""Training curves of a run: RUN/curves.png (loss, accuracy, learning rate; train vs val) and,
-when TensorBoard is installed, the same per-epoch scalars under RUN/tensorboard/.
+"""Training curves of a run: RUN/curves.png (loss, accuracy, learning rate; train vs val) and
+the same per-epoch scalars under RUN/tensorboard/ (the diagnostics monitor adds its per-step
+stats and histograms to the same writer).
 
 Both are hooks (see :mod:`cnnlab.train.loop`). The PNG is drawn at the end of training, and after
 an epoch too when epochs are slow enough that drawing costs under ~1% of the run (the plot takes
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+
+from cnnlab.errors import ConfigError
 
 # draw after every epoch only when an epoch takes at least this long (plot cost < ~1%)
 PLOT_EVERY_EPOCH_SECONDS = 60.0
@@ -75,29 +78,35 @@ class CurvePlotter:
         save_curves(self.rows, self.path)
 
 
-def tensorboard_writer(log_dir: str | Path):
-    """A torch SummaryWriter for `log_dir`, or None when TensorBoard is not installed."""
+def tensorboard_writer(log_dir: str | Path, purge_step: int | None = None):
+    """A torch SummaryWriter for `log_dir`. `purge_step`: where a resumed run continues;
+    TensorBoard then hides what the killed run logged at that step and after."""
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # torch.utils.tensorboard needs the optional tensorboard package
-        return None
-    return SummaryWriter(str(log_dir))
+    except ImportError:  # torch.utils.tensorboard needs the tensorboard package
+        raise ConfigError("TensorBoard logging needs the tensorboard package (a cnnlab "
+                          "dependency): pip install -c constraints.txt tensorboard, or turn "
+                          "it off with --no-tensorboard") from None
+    return SummaryWriter(str(log_dir), purge_step=purge_step)
 
 
 class TensorBoardScalars:
-    """Every numeric per-epoch metric as a TensorBoard scalar (train_loss -> "train/loss")."""
+    """Every numeric per-epoch metric as a TensorBoard scalar (train_loss -> "train/loss").
+
+    The x axis is the global step, as for the monitor's per-step scalars in the same run, so
+    the charts line up and a resume's purge_step applies to both; "epoch" is a scalar too.
+    """
 
     def __init__(self, writer):
         self.writer = writer
 
-    def on_epoch_end(self, metrics, **_):
-        epoch = metrics["epoch"]
+    def on_epoch_end(self, step, metrics, **_):
         for key, value in metrics.items():
-            if key == "epoch" or isinstance(value, bool) or not isinstance(value, (int, float)):
+            if key == "step" or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             split, _, name = key.partition("_")
             tag = f"{split}/{name}" if split in ("train", "val") and name else key
-            self.writer.add_scalar(tag, value, epoch)
+            self.writer.add_scalar(tag, value, step)
         self.writer.flush()
 
     def on_train_end(self, **_):

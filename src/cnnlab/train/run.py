@@ -10,8 +10,12 @@ Data and model from the config, optimiser and schedule, a run directory::
       skipped.txt/.json    image folders: files that could not be used, with reasons
       metrics.csv          one row per epoch (also metrics.jsonl)
       curves.png           loss, accuracy and learning rate per epoch, train vs val
-      tensorboard/         the same scalars, when TensorBoard is installed
-      last.safetensors     weights after the latest epoch (or the Ctrl-C point) + last.state.pt
+      tensorboard/         the same scalars by global step, and every monitor_every steps the
+                           monitor's per-layer stats and weight/grad histograms (tensorboard=False:
+                           none)
+      steps.jsonl          with step_log: each step's loss, lr and sample indices
+      last.safetensors     weights after the latest epoch (or the Ctrl-C point, or the latest
+                           checkpoint_every step) + last.state.pt
       best.safetensors     weights with the best validation accuracy + best.state.pt (with
                            --ema-decay: the averaged weights, which are the ones validated)
       resumes.jsonl        one line per --resume: where it continued, forced changes, versions
@@ -48,7 +52,8 @@ from cnnlab.config import resolve, save_yaml
 from cnnlab.errors import CheckpointMismatchError, ConfigError
 from cnnlab.models.layers import init_weights_
 from cnnlab.train.batches import Loaders, digits_loaders, folder_loaders
-from cnnlab.train.callbacks import Checkpointer, MetricsLogger, ProgressBar, StopOnSignal
+from cnnlab.train.callbacks import (Checkpointer, EarlyStopping, MetricsLogger, ProgressBar,
+                                    StepLog, StopOnSignal)
 from cnnlab.models.weights import check_state_dict
 from cnnlab.train.checkpoint import load_checkpoint, set_rng_state
 from cnnlab.train.config import TrainConfig
@@ -153,18 +158,22 @@ def build_loaders(cfg: TrainConfig, image_size: int, one_channel_if_grey: bool =
         loaders = digits_loaders(image_size=image_size, batch_size=cfg.batch_size,
                                  val_fraction=cfg.val_fraction, seed=cfg.seed,
                                  shift=cfg.random_shift)
-        loaders.train.flip = bool(cfg.hflip)  # off unless asked: a mirrored 2 is no digit
+        loaders.train.flip = bool(cfg.hflip) and not cfg.alternate_flip  # a mirrored 2 is no digit
+        loaders.train.alternate_flip = bool(cfg.hflip) and cfg.alternate_flip
         return loaders
     if not Path(cfg.data).exists():
         raise ConfigError(f"data {cfg.data!r} does not exist; pass an image folder (one "
                           "sub-folder per class) or a .tar/.tar.gz/.zip of one, or omit --data "
                           "for the embedded digits")
     # flips on by default: natural images are mirror-symmetric in distribution, digits are not
-    return folder_loaders(cfg.data, image_size, cfg.batch_size,
-                          one_channel_if_grey=one_channel_if_grey, val_fraction=cfg.val_fraction,
-                          test_fraction=cfg.test_fraction, seed=cfg.seed, shift=cfg.random_shift,
-                          flip=cfg.hflip is not False, split_file=split_file,
-                          data_overrides={"cache_dir": cfg.data_cache} if cfg.data_cache else None)
+    loaders = folder_loaders(
+        cfg.data, image_size, cfg.batch_size, one_channel_if_grey=one_channel_if_grey,
+        val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed,
+        shift=cfg.random_shift, flip=cfg.hflip is not False and not cfg.alternate_flip,
+        split_file=split_file,
+        data_overrides={"cache_dir": cfg.data_cache} if cfg.data_cache else None)
+    loaders.train.alternate_flip = cfg.hflip is not False and cfg.alternate_flip
+    return loaders
 
 
 def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
@@ -270,9 +279,10 @@ def _run_settings(cfg: TrainConfig, threads: int | None):
         torch.set_num_threads(prev_threads)
 
 
-# settings that do not change what a resumed run computes: applied (quiet, data_cache) or
-# ignored (out_dir, name: the run directory is the one resumed)
-_RESUME_FREE = {"quiet", "out_dir", "name", "data_cache"}
+# settings that do not change what a resumed run computes: applied (logging, saving, the cache)
+# or ignored (out_dir, name: the run directory is the one resumed)
+_RESUME_APPLIED = ("quiet", "data_cache", "tensorboard", "checkpoint_every", "step_log")
+_RESUME_FREE = {"out_dir", "name", *_RESUME_APPLIED}
 
 
 def resume_config(run_dir: str | Path, overrides: dict | None = None, force: bool = False
@@ -288,7 +298,7 @@ def resume_config(run_dir: str | Path, overrides: dict | None = None, force: boo
                           "at a run directory written by `cnnlab train` (e.g. runs/NAME)")
     saved = resolve(TrainConfig, path)
     free = {k: v for k, v in (overrides or {}).items()
-            if k in ("quiet", "data_cache") and v is not None}
+            if k in _RESUME_APPLIED and v is not None}
     overrides = {k: v for k, v in (overrides or {}).items() if k not in _RESUME_FREE}
     cfg = resolve(TrainConfig, path, overrides)
     changes = {k: (getattr(saved, k), getattr(cfg, k)) for k in overrides
@@ -401,6 +411,11 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
             if state["epoch"] >= cfg.epochs and not state.get("batch_in_epoch"):
                 raise ConfigError(f"{str(run_dir)!r} already ran all {cfg.epochs} epoch(s); to "
                                   f"train longer, pass --epochs N (> {cfg.epochs}) with --force")
+            stale = (state.get("early_stopping") or {}).get("bad_epochs", 0)
+            if cfg.early_stopping_patience and stale >= cfg.early_stopping_patience:
+                raise ConfigError(f"{str(run_dir)!r} already stopped early ({stale} epochs without "
+                                  "a val_acc1 gain); to go on, raise early_stopping_patience "
+                                  "with --force")
             previous = _previous_rows(run_dir, state["epoch"])
             resumes = list(state.get("resumes", [])) + [{
                 "epoch": state["epoch"], "global_step": state["global_step"],
@@ -440,35 +455,55 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
                  "data_manifest": manifest}
         if resumes:
             extra.update(resumes=resumes, non_exact_resume=non_exact)
+        early = None
+        if cfg.early_stopping_patience:
+            if loaders.val is None:
+                raise ConfigError("early stopping watches val_acc1, but the data has no "
+                                  "validation split; set val_fraction > 0 (e.g. --set "
+                                  "val_fraction=0.1) or drop early_stopping_patience")
+            early = EarlyStopping("val_acc1", cfg.early_stopping_patience)
+            if state is not None and state.get("early_stopping") is not None:
+                early.load_state_dict(state["early_stopping"])
         ckpt = Checkpointer(run_dir, classes, meta=meta, extra=extra,
-                            best=state.get("best") if state else None)
+                            best=state.get("best") if state else None,
+                            every=cfg.checkpoint_every, accumulate=cfg.accumulate,
+                            stateful={"early_stopping": early} if early else None)
         if cfg.compile:
             # in place (nn.Module.compile): state_dict keys stay unprefixed, checkpoints unchanged
             model.compile()
-        stopper = StopOnSignal()
-        hooks = [stopper] + ([] if cfg.quiet else [ProgressBar()]) + [
-            MetricsLogger(run_dir, previous), ckpt, CurvePlotter(run_dir, previous)]
-        monitor = None
-        if cfg.monitor_every:
-            from cnnlab.diagnose.monitor import TrainingMonitor
-
-            monitor = TrainingMonitor(run_dir, every=cfg.monitor_every)
-            hooks.append(monitor if cfg.accumulate == 1 else
-                         OptimizerStepsOnly(monitor, cfg.accumulate, len(loaders.train)))
-        writer = tensorboard_writer(run_dir / "tensorboard")
-        if writer is not None:
-            hooks.append(TensorBoardScalars(writer))
         start_epoch, start_step = 0, None
         if state is not None:
             # in the current epoch length: a forced --batch-size change alters it
             start_epoch = state["epoch"]
             start_step = start_epoch * len(loaders.train) + min(
                 int(state.get("batch_in_epoch", 0)), len(loaders.train))
+        stopper = StopOnSignal()
+        hooks = ([stopper] + ([] if cfg.quiet else [ProgressBar()])
+                 + [MetricsLogger(run_dir, previous)]
+                 + ([early] if early else [])  # before ckpt, so a save holds the epoch's state
+                 + [ckpt, CurvePlotter(run_dir, previous)])
+        if cfg.step_log:
+            hooks.append(StepLog(run_dir, loaders.train, start_step))
+        writer = (tensorboard_writer(run_dir / "tensorboard",
+                                     purge_step=start_step + 1 if start_step else None)
+                  if cfg.tensorboard else None)
+        monitor = None
+        if cfg.monitor_every:
+            from cnnlab.diagnose.monitor import TrainingMonitor
+
+            monitor = TrainingMonitor(run_dir, every=cfg.monitor_every,
+                                      tensorboard=writer if writer is not None else False)
+            hooks.append(monitor if cfg.accumulate == 1 else
+                         OptimizerStepsOnly(monitor, cfg.accumulate, len(loaders.train)))
+        if writer is not None:  # after the monitor: it closes the writer the monitor shares
+            hooks.append(TensorBoardScalars(writer))
+        if state is not None:
             set_rng_state(state["rng"])  # dropout and other global draws continue as saved
         t0 = time.perf_counter()
         with stopper:
             new = fit(model, loaders, optimizer, cfg, hooks + list(callbacks), scheduler,
-                      start_epoch=start_epoch, start_step=start_step, ema=ema)
+                      start_epoch=start_epoch, start_step=start_step, ema=ema,
+                      epoch_totals=state.get("epoch_totals") if state else None)
         seconds = time.perf_counter() - t0
         history = History(previous + list(new))
         history.stop_reason, history.stop_detail = new.stop_reason, new.stop_detail
@@ -479,6 +514,15 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
                 if loaders.test is not None
                 and history.stop_reason not in ("interrupted", "terminated", "nonfinite_loss")
                 else None)
+        tta = None
+        # the test split, else val (train/ + test/ data with val_fraction 0: test/ serves as val)
+        tta_split = "test" if loaders.test is not None else "val"
+        if cfg.tta != "none" and getattr(loaders, tta_split) is not None \
+                and history.stop_reason not in ("interrupted", "terminated", "nonfinite_loss"):
+            from cnnlab.evaluate.tta import TTAModel
+
+            tta = {"mode": cfg.tta, "split": tta_split, **split_report(
+                TTAModel(model, cfg.tta), getattr(loaders, tta_split), precision, cl, cfg.loss)}
     best = history.best("val_acc1") or history.best("train_acc1")
     summary = {
         "run_dir": str(run_dir), "model": meta["model"], "data": loaders.info,
@@ -491,6 +535,8 @@ def train(cfg: TrainConfig = TrainConfig(), model: nn.Module | None = None,
                                       if (run_dir / f"{t}.safetensors").exists()},
         "environment": env,
     }
+    if tta is not None:
+        summary["tta"] = tta
     if history.stop_detail:
         summary["stop_detail"] = history.stop_detail
     summary["diagnostics"] = diagnostics(history, monitor, len(classes), cfg.loss)
