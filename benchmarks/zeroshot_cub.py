@@ -2,13 +2,17 @@
 ICCV 2015): the fc, conv and fc+conv models and the ridge / CCA baselines on one split, ROC-AUC
 next to the paper's numbers, with the backbone and the wall time.
 
-The image features come from a zoo backbone and a weights file you supply (--backbone, --weights);
-the paper used ImageNet-trained VGG-19 (fc7 and conv5_3). No ImageNet weights can be downloaded
-here: pass a backbone pretrained on data that excludes the unseen classes (e.g. Imagenette, or the
-seen CUB classes only), and say so next to the numbers. Features are extracted once; each model is
-then fitted with `--seeds` seeds (mean +- std reported). Prints one JSON object, then a table.
+The image features come from a zoo backbone and weights you supply (--backbone, --weights: a
+weights file, or a `cnnlab train` run directory, whose input size and normalisation are then
+used); the paper used ImageNet-trained VGG-19 (fc7 and conv5_3). No ImageNet weights can be
+downloaded here: pass a backbone pretrained on data that excludes the unseen classes (Imagenette:
+no bird class), and optionally `--finetune-seen EPOCHS` to fine-tune it on the seen classes'
+training images first (never on the held-out seen images the seen AUC uses, never on an
+unseen-class image or article). The JSON's "backbone" says which images trained it. Features are
+extracted once; each model is then fitted with `--seeds` seeds (mean +- std reported). Prints one
+JSON object, then a table.
 
-    python benchmarks/zeroshot_cub.py --backbone resnet18 --weights r18_imagenette.pth
+    python benchmarks/zeroshot_cub.py --weights /work/runs/runs/r18-imagenette-128 --finetune-seen 3
     python benchmarks/zeroshot_cub.py --backbone lenet5 --image-size 32 --seeds 1 --epochs 5
 """
 
@@ -41,8 +45,15 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--split", default="hard")
     ap.add_argument("--backbone", default="resnet18")
-    ap.add_argument("--weights", default=None, help="backbone weights (random init without)")
-    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--weights", default=None,
+                    help="backbone weights file or cnnlab run directory (random init without)")
+    ap.add_argument("--image-size", type=int, default=None,
+                    help="default: the side the backbone trained at (a run's; else the zoo's)")
+    ap.add_argument("--finetune-seen", type=int, default=0, metavar="EPOCHS",
+                    help="fine-tune the backbone on the seen classes' training images first")
+    ap.add_argument("--finetune-lr", type=float, default=0.01)
+    ap.add_argument("--finetune-strategy", choices=("full", "top-k-layers"), default="full",
+                    help="top-k-layers: only the last stage and the classifier train")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -54,6 +65,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     cfg = ZeroShotRunConfig(data=args.data, split=args.split, backbone=args.backbone,
                             weights=args.weights, image_size=args.image_size,
+                            finetune_epochs=args.finetune_seen, finetune_lr=args.finetune_lr,
+                            finetune_strategy=args.finetune_strategy,
                             model=ZeroShotConfig(kind="fc+conv", epochs=args.epochs))
     prep = prepare(cfg, progress=lambda m: print(m, flush=True))
     t_features = time.perf_counter() - t0
@@ -73,7 +86,8 @@ def main(argv=None) -> int:
     result = {
         "data": args.data, "split": args.split, "seen": prep.n_seen,
         "unseen": len(prep.classes) - prep.n_seen, "backbone": args.backbone,
-        "weights": args.weights or "random init (no weights given)", "image_size": args.image_size,
+        "weights": args.weights or "random init (no weights given)", "image_size": prep.image_size,
+        "backbone_training": prep.backbone_record,
         "train_images": len(prep.train["labels"]), "test_images": len(prep.test["labels"]),
         "vocabulary": prep.encoder.dim, "feature_dim": int(prep.train["feats"].shape[1]),
         "seeds": args.seeds, "epochs": args.epochs, "feature_seconds": t_features,
@@ -86,7 +100,10 @@ def main(argv=None) -> int:
     print(json.dumps(result, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"\n{args.backbone} ({result['weights']}), {args.split} split, "
+    tuned = (f", fine-tuned {args.finetune_seen} epoch(s) on seen-class training images"
+             if args.finetune_seen else "")
+    print(f"\n{args.backbone} ({result['weights']}{tuned}), {prep.image_size} px, "
+          f"{args.split} split, "
           f"{result['wall_seconds']:.0f} s, {args.seeds} seed(s)")
     heads = ("AUC unseen", "paper", "AUC seen", "paper", "top-1 u")
     print(f"{'method':<16}" + "".join(f"{h:>{16 if i % 2 == 0 else 7}}"

@@ -102,3 +102,20 @@ def test_param_groups_need_their_model(tmp_path):
         other = prepare(_source(), "full", num_classes=3).model
         train(_cfg(tmp_path, "y"), model=other, loaders=_loaders(),
               param_groups=prep.param_groups)
+
+
+def test_plan_uses_given_loaders_instead_of_decoding_the_data(tmp_path):
+    """Repeated fine-tunes (transfer_bench.py) decode once: plan() takes ready Loaders."""
+    from safetensors.torch import save_file
+
+    from cnnlab.transfer.finetune import plan
+
+    weights = tmp_path / "r20.safetensors"
+    save_file({k: v.contiguous() for k, v in _source().state_dict().items()}, str(weights))
+    loaders = _loaders()
+    cfg = _cfg(tmp_path, "given", data=str(tmp_path / "not-there"), image_size=16)
+    p = plan(cfg, str(weights), "linear-probe", model="resnet20", loaders=loaders)
+    assert p.loaders is loaders and p.record["num_classes"] == 3
+    assert p.prepared.model.num_classes == 3 and p.prepared.trainable == ["classifier"]
+    with pytest.raises(ConfigError, match="does not exist"):
+        plan(cfg, str(weights), "linear-probe", model="resnet20")   # without them: cfg.data

@@ -82,3 +82,62 @@ def test_bad_config(tiny_cub):
         config(tiny_cub.parent, seen_test_fraction=0)
     with pytest.raises(ConfigError, match="not a zero-shot run"):
         load_run(tiny_cub)
+
+
+def test_finetuning_sees_only_seen_training_images(tiny_cub, monkeypatch):
+    """Split discipline of --finetune-seen: the backbone never trains on an unseen-class image
+    nor on a held-out seen image (the seen AUC is measured on those)."""
+    import cnnlab.zeroshot.features as features
+    from cnnlab.zeroshot.run import prepare
+
+    given = {}
+    original = features.finetune_backbone
+
+    def spy(data, rels, labels, classes, *args, **kw):
+        given.update(rels=list(rels), labels=list(labels), classes=list(classes))
+        return original(data, rels, labels, classes, *args, **kw)
+
+    monkeypatch.setattr(features, "finetune_backbone", spy)
+    prep = prepare(config(tiny_cub.parent, finetune_epochs=1))
+    assert given["rels"] == prep.finetune_rels and len(given["rels"]) == 12
+    assert given["classes"] == prep.seen
+    folders = {r.split("/")[-2] for r in given["rels"]}
+    assert folders == set(prep.seen) and not folders & set(prep.unseen)
+    assert not set(given["rels"]) & set(prep.test["rels"].tolist())
+    # each image keeps its own class label
+    assert [prep.seen[y] for y in given["labels"]] == [r.split("/")[-2] for r in given["rels"]]
+    assert prep.backbone_record["finetuned_on_seen"]["images"] == 12
+
+
+def test_finetuned_backbone_is_saved_and_reusable_as_weights(tiny_cub, tmp_path):
+    """The fine-tuned backbone goes into the run as a cnnlab checkpoint: predict reproduces the
+    features, and --weights accepts it (a cnnlab weights file names its model and size)."""
+    torch.manual_seed(0)
+    record = train_zeroshot(config(tiny_cub.parent, finetune_epochs=2), tmp_path / "run")
+    assert record["backbone"]["finetuned_on_seen"]["epochs"] == 2
+    assert record["backbone"]["weights"] == "random init"
+    saved = tmp_path / "run" / "backbone.safetensors"
+    cfg = ZeroShotRunConfig(data=str(tiny_cub.parent), backbone="lenet5", weights=str(saved),
+                            image_size=None, model=config(tiny_cub.parent).model)
+    from cnnlab.zeroshot.run import prepare
+
+    again = prepare(cfg)
+    assert again.image_size == 32                        # from the checkpoint's header
+    with np.load(tmp_path / "run" / "test.npz") as z:
+        np.testing.assert_allclose(again.test["feats"], z["feats"], rtol=1e-4, atol=1e-5)
+        rel, feats = str(z["rels"][0]), z["feats"][:1]
+    # and features differ from the random init's: the fine-tuning changed the backbone
+    torch.manual_seed(0)
+    plain = prepare(config(tiny_cub.parent))
+    assert not np.allclose(plain.test["feats"], again.test["feats"], atol=1e-3)
+    run = load_run(tmp_path / "run")
+    texts = {c: (tiny_cub / "wikipedia" / f"{c}.txt").read_text() for c in run.record["seen"][:2]}
+    p = predict_described(run, [tiny_cub.parent / rel], texts)
+    scores = predict_scores(run.net, run.encoder.transform(texts), feats)
+    np.testing.assert_allclose(p, torch.softmax(torch.from_numpy(scores), 1).numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_negative_finetune_epochs_is_an_error(tiny_cub):
+    with pytest.raises(ConfigError, match="finetune_epochs"):
+        config(tiny_cub.parent, finetune_epochs=-1)

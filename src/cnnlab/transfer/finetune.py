@@ -121,10 +121,12 @@ def _prepare(model, strategy, classes, cfg, opts: dict, n_images: int):
 def plan(cfg, weights, strategy: str = "auto", *, model: str | None = None, top_k: int = 2,
          freeze_bn: bool = False, lr_mult: dict | None = None, unfreeze_every: int = 1,
          similarity="similar", key_map=(), partial: bool = False,
-         data_stats: bool = False) -> Plan:
+         data_stats: bool = False, loaders=None) -> Plan:
     """Load the source network and the data, and apply the transfer strategy (CS231n notes).
 
     `model` names the architecture of a foreign weights file (a cnnlab run knows its own).
+    `loaders` (cnnlab.train.batches.Loaders at the source's input size) replaces the data of
+    `cfg.data`, so that repeated runs decode it once; the plan standardises them in place.
     """
     import dataclasses
 
@@ -140,7 +142,8 @@ def plan(cfg, weights, strategy: str = "auto", *, model: str | None = None, top_
     src = load_source(weights, model, layout=layout, rules=rules or None,
                       strict=not partial, image_size=cfg.image_size)
     cfg = dataclasses.replace(cfg, model=src.model_name, image_size=src.image_size)
-    loaders = build_loaders(cfg, src.image_size, one_channel_if_grey=src.in_chans == 1)
+    if loaders is None:
+        loaders = build_loaders(cfg, src.image_size, one_channel_if_grey=src.in_chans == 1)
     _check_channels(loaders, src.in_chans, src.model_name, cfg.data)
     stats = (not data_stats and src.mean is not None
              and _use_stats(loaders, src.mean, src.std))

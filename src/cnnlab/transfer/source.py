@@ -34,6 +34,7 @@ class Source:
     std: tuple[float, ...] | None
     weights: str | None = None
     notes: list[str] = field(default_factory=list)
+    data: str | None = None          # a cnnlab run's training data (what pretrained it)
 
     @property
     def mode(self) -> str:
@@ -74,7 +75,7 @@ def load_source(weights: str | os.PathLike | None = None, model: str | None = No
             raise ConfigError(f"{weights} holds a {p.model_name}, not a {model}; drop --model "
                               "or pass the matching weights")
         return Source(p.model, p.model_name, image_size or p.image_size, p.in_chans, p.mean,
-                      p.std, p.checkpoint)
+                      p.std, p.checkpoint, data=p.data)
     if not model:
         raise ConfigError("which architecture? pass --model NAME (`cnnlab models` lists them): "
                           f"{weights or 'no weights'} does not say")

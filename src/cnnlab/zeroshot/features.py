@@ -2,9 +2,17 @@
 features (N, D) via ``forward_head(forward_features(x), pre_logits=True)`` for the fc model, and the
 last conv map (N, C, H, W) of ``forward_features`` for the conv model (Ba et al. 2015 use VGG-19's
 fc7 and conv5_3; an ImageNet-trained torchvision VGG file gives that setting).
+
+Weights are a state dict file or a `cnnlab train` run (directory or .safetensors), whose input
+size and normalisation then come with it. No ImageNet weights can be downloaded here, so
+:func:`finetune_backbone` can adapt a backbone to the seen classes' training images first (with
+:func:`cnnlab.transfer.finetune.plan`), never to a held-out or unseen-class image.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +30,12 @@ def first_conv_channels(model) -> int:
 def load_backbone(name: str, weights: str | None = None):
     """A zoo model in eval mode plus its normalisation (mean, std) and input channels."""
     from cnnlab.models import create_model, model_info
+    from cnnlab.transfer.source import is_cnnlab_run, load_source
 
+    if weights is not None and is_cnnlab_run(weights):
+        src = load_source(weights, name)     # a run knows its channels and normalisation
+        return (src.model.eval(), np.asarray(src.mean, np.float32),
+                np.asarray(src.std, np.float32), src.in_chans)
     model = create_model(name, weights=weights).eval()
     info = model_info(name)
     chans = first_conv_channels(model)
@@ -53,7 +66,7 @@ def extract_features(model, images: np.ndarray, mean, std, conv_maps: bool = Fal
             raise ConfigError(f"images have {x.shape[1]} channels, the backbone takes {chans}")
     m = torch.as_tensor(np.asarray(mean, np.float32)).view(1, -1, 1, 1)
     s = torch.as_tensor(np.asarray(std, np.float32)).view(1, -1, 1, 1)
-    with torch.no_grad():
+    with torch.inference_mode():
         fmap = model.forward_features((x - m) / s)
         feats = model.forward_head(fmap, pre_logits=True).flatten(1)         # (B, D)
         maps = None
@@ -86,3 +99,60 @@ def extract_dataset(data, rels: list[str], model, mean, std, image_size: int,
     f = np.concatenate(feats)[order]
     m = np.concatenate(maps)[order] if maps else None
     return f, m, np.asarray(kept)[order]
+
+
+def finetune_backbone(data, rels: list[str], labels, classes: list[str], name: str,
+                      weights: str | None, image_size: int, epochs: int, seed: int = 0,
+                      lr: float = 0.01, strategy: str = "full", batch_size: int = 64,
+                      progress=None):
+    """Fine-tune the backbone on the images `rels` (the seen classes' training images only: the
+    caller's split discipline) for `epochs` with a :func:`cnnlab.transfer.prepare` strategy
+    ("full", or "top-k-layers": the last stage and the classifier), starting from `weights`
+    (None: a seeded random init). Returns (model in eval mode, mean, std, record)."""
+    import tempfile
+
+    import torch
+    from safetensors.torch import save_file
+
+    from cnnlab.augment import Compose, HorizontalFlip, RandomCrop
+    from cnnlab.train.batches import Loaders, TensorBatches, channel_stats
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.transfer.finetune import finetune, plan
+    from cnnlab.transfer.source import load_source
+    from cnnlab.zeroshot.data import iter_image_batches
+
+    torch.manual_seed(seed)                  # the random init, when there are no weights
+    src = load_source(weights, name)
+    x = torch.zeros((len(rels), src.in_chans, image_size, image_size), dtype=torch.uint8)
+    kept = []
+    for batch, idx in iter_image_batches(data, rels, image_size, 256, src.mode):
+        x[idx] = torch.from_numpy(batch)
+        kept += idx
+    kept = sorted(kept)                       # undecodable files are in data.report
+    x, y = x[kept], torch.as_tensor(np.asarray(labels)[kept], dtype=torch.int64)
+    mean, std = channel_stats(x)              # replaced by the source's when it records its own
+    # the CIFAR-style pad-and-crop (1/8 of the side) and mirror of `cnnlab train`
+    aug = Compose([RandomCrop(image_size, padding=image_size // 8), HorizontalFlip()])
+    train = TensorBatches(x, y, batch_size, shuffle=True, seed=seed, mean=mean, std=std,
+                          transform=aug)
+    loaders = Loaders(train, None, None, list(classes), mean, std,
+                      {"name": "seen-class training images", "train": len(y)})
+    cfg = TrainConfig(model=src.model_name, image_size=image_size, epochs=epochs, lr=lr,
+                      batch_size=batch_size, seed=seed, monitor_every=0, quiet=True)
+    with tempfile.TemporaryDirectory(prefix="zeroshot-finetune-") as tmp:
+        if weights is None:                   # plan() starts from a file: save the init as one
+            weights = Path(tmp) / "init.safetensors"
+            save_file({k: v.contiguous() for k, v in src.model.state_dict().items()},
+                      str(weights))
+        cfg = replace(cfg, out_dir=tmp, name="finetune")
+        p = plan(cfg, str(weights), strategy, model=src.model_name, loaders=loaders)
+        if progress:
+            progress(f"fine-tuning {name} ({strategy}) on {len(y)} seen-class training "
+                     f"images for {epochs} epoch(s)")
+        result = finetune(p)
+    last = result.history[-1] if result.history else {}
+    record = {"images": len(y), "classes": len(classes), "epochs": epochs, "lr": lr,
+              "strategy": p.record["strategy"], "train_acc1": last.get("train_acc1"),
+              "seconds": result.summary["seconds"]}
+    return (result.model.eval(), np.asarray(p.loaders.mean, np.float32),
+            np.asarray(p.loaders.std, np.float32), record)

@@ -36,8 +36,11 @@ class ZeroShotRunConfig:
     data: str = ""
     split: str = "hard"
     backbone: str = "resnet18"
-    weights: str | None = None
-    image_size: int = 224
+    weights: str | None = None     # a state dict file, or a `cnnlab train` run (dir/.safetensors)
+    image_size: int | None = None  # None: the backbone's training side (a run's, else the zoo's)
+    finetune_epochs: int = 0       # > 0: first fine-tune the backbone on seen training images only
+    finetune_lr: float = 0.01
+    finetune_strategy: str = "full"   # or "top-k-layers" (cnnlab.transfer.prepare)
     map_size: int = 7              # conv maps pooled to at most 7 x 7 (VGG conv5_3 after pooling)
     seen_test_fraction: float = 0.2   # held-out seen-class images: the seen-class AUC is on these
     baselines: tuple[str, ...] = ("ridge", "cca")
@@ -47,6 +50,9 @@ class ZeroShotRunConfig:
         if not 0 < self.seen_test_fraction < 1:
             raise ConfigError(f"seen_test_fraction must be in (0, 1); "
                               f"got {self.seen_test_fraction}")
+        if self.finetune_epochs < 0:
+            raise ConfigError(f"finetune_epochs must be >= 0 (0: use the backbone as given); "
+                              f"got {self.finetune_epochs}")
 
 
 def _versions() -> dict:
@@ -80,6 +86,10 @@ class Prepared:
     test: dict                      # feats, maps (optional), labels in 0..S+U-1, rels
     report: object
     backbone: object = None         # the feature extractor (nn.Module) the features came from
+    image_size: int = 224           # the side images were fitted to for the backbone
+    backbone_record: dict = field(default_factory=dict)   # which images trained the backbone
+    finetune_rels: list = field(default_factory=list)     # images the backbone was tuned on
+    norm: tuple = ()                # the backbone's input (mean, std)
 
     @property
     def seen(self) -> list[str]:
@@ -93,7 +103,9 @@ class Prepared:
 def prepare(cfg: ZeroShotRunConfig, progress=None) -> Prepared:
     """Read the split, fit the text encoder on seen-class text, extract backbone features."""
     from cnnlab.zeroshot.data import hold_out, read_cub
-    from cnnlab.zeroshot.features import extract_dataset, load_backbone
+    from cnnlab.models import model_info
+    from cnnlab.transfer.source import is_cnnlab_run, load_source
+    from cnnlab.zeroshot.features import extract_dataset, finetune_backbone, load_backbone
     from cnnlab.zeroshot.text import TfidfEncoder
 
     say = progress or (lambda msg: None)
@@ -107,14 +119,33 @@ def prepare(cfg: ZeroShotRunConfig, progress=None) -> Prepared:
     if len(rels) == 0:
         raise DataError(f"the seen classes of split {cfg.split!r} have no images")
     test_mask = hold_out(labels, cfg.seen_test_fraction, cfg.model.seed)
-    if cfg.weights is None:
-        import torch
+    size, source = cfg.image_size, None
+    if cfg.weights is not None and is_cnnlab_run(cfg.weights):
+        src = load_source(cfg.weights, cfg.backbone)   # a run knows its input size and data
+        size, source = size or src.image_size, src.data
+    size = size or model_info(cfg.backbone).input_size
+    record = {"name": cfg.backbone, "weights": cfg.weights or "random init",
+              "pretrained_on": source or ("unknown: a weights file" if cfg.weights else None),
+              "finetuned_on_seen": None}
+    ft_rels: list[str] = []
+    if cfg.finetune_epochs:
+        # the seen classes' training images only: never a held-out seen (test) image, never an
+        # unseen-class one, so the seen AUC and the zero-shot AUC stay honest
+        ft_rels = [r for r, t in zip(rels, test_mask) if not t]
+        model, mean, std, ft = finetune_backbone(
+            data, ft_rels, labels[~test_mask], seen, cfg.backbone, cfg.weights, size,
+            cfg.finetune_epochs, cfg.model.seed, cfg.finetune_lr, cfg.finetune_strategy,
+            progress=say)
+        record["finetuned_on_seen"] = {"split": cfg.split, **ft}
+    else:
+        if cfg.weights is None:
+            import torch
 
-        torch.manual_seed(cfg.model.seed)    # a random backbone: seeded, and saved with the run
-    model, mean, std, _ = load_backbone(cfg.backbone, cfg.weights)
+            torch.manual_seed(cfg.model.seed)    # a random backbone: seeded, saved with the run
+        model, mean, std, _ = load_backbone(cfg.backbone, cfg.weights)
     want_maps = cfg.model.uses_conv
-    say(f"features of {len(rels)} seen-class images ({cfg.backbone})")
-    f_seen, m_seen, kept = extract_dataset(data, rels, model, mean, std, cfg.image_size,
+    say(f"features of {len(rels)} seen-class images ({cfg.backbone}, {size} px)")
+    f_seen, m_seen, kept = extract_dataset(data, rels, model, mean, std, size,
                                            want_maps, cfg.map_size)
     y_seen, test_seen = labels[kept], test_mask[kept]
     rels_seen = [rels[i] for i in kept]
@@ -125,7 +156,7 @@ def prepare(cfg: ZeroShotRunConfig, progress=None) -> Prepared:
     urels = [r for c in unseen for r in data.images[c]]
     ulabels = np.asarray([len(seen) + i for i, c in enumerate(unseen) for _ in data.images[c]])
     say(f"features of {len(urels)} unseen-class images")
-    f_un, m_un, ukept = extract_dataset(data, urels, model, mean, std, cfg.image_size,
+    f_un, m_un, ukept = extract_dataset(data, urels, model, mean, std, size,
                                         want_maps, cfg.map_size)
     test = {"feats": np.concatenate([f_seen[test_seen], f_un]),
             "labels": np.concatenate([y_seen[test_seen], ulabels[ukept]]),
@@ -134,7 +165,7 @@ def prepare(cfg: ZeroShotRunConfig, progress=None) -> Prepared:
     if want_maps:
         test["maps"] = np.concatenate([m_seen[test_seen], m_un])
     return Prepared(seen + unseen, len(seen), encoder, np.concatenate([t_seen, t_unseen]),
-                    train, test, data.report, model)
+                    train, test, data.report, model, size, record, ft_rels, (mean, std))
 
 
 def fit_and_evaluate(prep: Prepared, model_cfg: ZeroShotConfig, baselines=("ridge", "cca")):
@@ -162,6 +193,8 @@ def fit_and_evaluate(prep: Prepared, model_cfg: ZeroShotConfig, baselines=("ridg
 def train_zeroshot(cfg: ZeroShotRunConfig, out_dir=None, progress=None) -> dict:
     """Fit the zero-shot model and baselines on the seen classes; evaluate on held-out seen images
     and all unseen images. Returns the run record (also written to `out_dir` if given)."""
+    from cnnlab.zeroshot.features import first_conv_channels
+
     _check_baselines(cfg.baselines)
     t0 = time.perf_counter()
     prep = prepare(cfg, progress)
@@ -169,10 +202,13 @@ def train_zeroshot(cfg: ZeroShotRunConfig, out_dir=None, progress=None) -> dict:
         progress(f"training the {cfg.model.kind} model on {len(prep.train['labels'])} images of "
                  f"{prep.n_seen} classes")
     net, history, metrics = fit_and_evaluate(prep, cfg.model, cfg.baselines)
-    record = {"config": asdict(cfg), "seen": prep.seen, "unseen": prep.unseen,
-              "n_train_images": len(prep.train["labels"]), "loss_history": history,
-              "text_dim": prep.encoder.dim, "feature_dim": int(prep.train["feats"].shape[1]),
-              "backbone_file": BACKBONE_FILE if cfg.weights is None else None,
+    # the backbone is kept with the run unless the weights file alone reproduces its features
+    keep = cfg.weights is None or bool(cfg.finetune_epochs)
+    record = {"config": {**asdict(cfg), "image_size": prep.image_size}, "seen": prep.seen,
+              "unseen": prep.unseen, "n_train_images": len(prep.train["labels"]),
+              "loss_history": history, "text_dim": prep.encoder.dim,
+              "feature_dim": int(prep.train["feats"].shape[1]), "backbone": prep.backbone_record,
+              "backbone_file": BACKBONE_FILE if keep else None,
               "metrics": metrics, "skipped": [f"{s.path}: {s.reason}" for s in prep.report.skipped],
               "wall_seconds": time.perf_counter() - t0, "device": "cpu", "versions": _versions()}
     if out_dir is not None:
@@ -181,7 +217,16 @@ def train_zeroshot(cfg: ZeroShotRunConfig, out_dir=None, progress=None) -> dict:
         net.save(out / "model.pt")
         (out / "encoder.json").write_text(json.dumps(prep.encoder.state()), encoding="utf-8")
         np.savez_compressed(out / "test.npz", text=prep.text, **prep.test)
-        if cfg.weights is None:
+        if cfg.finetune_epochs:
+            # a cnnlab checkpoint: its header carries the normalisation the features used
+            from cnnlab.train.checkpoint import save_checkpoint
+
+            save_checkpoint(out, BACKBONE_FILE.split(".")[0], prep.backbone, classes=prep.seen,
+                            meta={"model": cfg.backbone, "input_size": prep.image_size,
+                                  "in_chans": first_conv_channels(prep.backbone),
+                                  "mean": [float(v) for v in prep.norm[0]],
+                                  "std": [float(v) for v in prep.norm[1]]})
+        elif cfg.weights is None:
             # without a weights file the backbone is a random init: keep it, or predict could
             # not reproduce the features the model was trained on
             from safetensors.torch import save_file
