@@ -85,6 +85,25 @@ def test_update_ratio_flags_for_high_and_low_lr(toy):
     assert all(f["step"] > 1 for f in high.flags + low.flags)       # step 1 is the transient
 
 
+def test_low_update_ratio_is_not_flagged_once_the_schedule_has_annealed():
+    mon = TrainingMonitor(every=1)
+    row = {"weight_norm": 1.0, "grad_norm": 1.0, "update_norm": 1e-6, "update_ratio": 1e-6}
+
+    def sample(step, lr):
+        record = {"step": step, "lr": lr, "params": {"conv.weight": dict(row)}, "activations": {}}
+        mon._check(record)
+        mon.records.append(record)
+
+    sample(1, 0.1)                       # step 1: the init transient, never flagged
+    sample(51, 0.1)                      # at the peak rate: a real "too low"
+    assert [f["step"] for f in mon.flags] == [51]
+    mon._flagged.clear()
+    sample(701, 0.005)                   # one-cycle/cosine tail: under a tenth of the peak
+    assert [f["step"] for f in mon.flags] == [51]
+    sample(751, 0.05)                    # back above a tenth (a restart): flagged again
+    assert [f["step"] for f in mon.flags] == [51, 751]
+
+
 def test_tensorboard_is_optional_and_used_when_present(toy, tmp_path, monkeypatch):
     calls = []
 

@@ -35,8 +35,11 @@ def add_arguments(parser) -> None:
                    help="split name in splits.json (hard, easy) or a JSON file with "
                         "seen_class_ids / unseen_class_ids (default: hard)")
     t.add_argument("--backbone", default="resnet18", help="zoo model giving the image features")
-    t.add_argument("--weights", default=None, help="weights file for the backbone")
-    t.add_argument("--image-size", type=int, default=224, help="input side (default: 224)")
+    t.add_argument("--weights", default=None,
+                   help="backbone weights: a file (.safetensors/.pth) or a `cnnlab train` run "
+                        "directory (default: random init)")
+    t.add_argument("--image-size", type=int, default=None,
+                   help="input side (default: the run's training size, else the model's)")
     t.add_argument("--model", default="fc", choices=("fc", "conv", "fc+conv"),
                    help="which of the paper's models (default: fc)")
     t.add_argument("--epochs", type=int, default=60)

@@ -51,6 +51,7 @@ class TrainingMonitor:
         self._acts: dict = {}
         self._handles: list = []
         self._countdown = 0
+        self._peak_lr = 0.0               # the highest learning rate sampled so far
         self._writer = None
         self.path = None
 
@@ -137,6 +138,12 @@ class TrainingMonitor:
     def _check(self, record: dict) -> None:
         lo, hi = self.ratio_band
         step = record["step"]
+        lr = record["lr"][0] if isinstance(record["lr"], (list, tuple)) else record["lr"]
+        if lr is not None:
+            self._peak_lr = max(self._peak_lr, float(lr))
+        # a schedule that has annealed the rate to under a tenth of its peak (cosine, one-cycle,
+        # step decay) makes small updates on purpose: "too low" would only be noise then
+        annealed = lr is not None and float(lr) < 0.1 * self._peak_lr
         for name, row in record["params"].items():
             r = row["update_ratio"]
             # biases start at 0, so their ratios mean little; and the first step's update is the
@@ -147,7 +154,7 @@ class TrainingMonitor:
                 self._flag("update_ratio_high", name, step,
                            f"{name}: update/weight ratio {r:.2g} (want ~1e-3): the learning rate "
                            "is too high for this layer")
-            elif r < lo and (row["grad_norm"] or 0) > 0:
+            elif r < lo and (row["grad_norm"] or 0) > 0 and not annealed:
                 self._flag("update_ratio_low", name, step,
                            f"{name}: update/weight ratio {r:.2g} (want ~1e-3): the learning rate "
                            "is too low for this layer")
