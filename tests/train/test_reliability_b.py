@@ -1,8 +1,8 @@
 """RELIABILITY.md section B (checkpoint writing, durability and resume).
 
 Already covered elsewhere: B4 exact resume after a real kill -9 by tests/train/
-test_reliability_b4.py (mid-epoch; the epoch boundary and the step after a checkpoint run with
--m slow), and in-process by tests/train/test_run.py (test_resume_on_digits_is_bit_exact,
+test_reliability_b4.py (mid-epoch, at an epoch boundary and at the step after a checkpoint),
+and in-process by tests/train/test_run.py (test_resume_on_digits_is_bit_exact,
 test_resume_mid_epoch_gives_the_same_weights); B5's model/BN/momentum/schedule/RNG round trip
 by tests/train/test_checkpoint.py::test_round_trip_with_weights_only; B6 by
 test_run.py::test_resume_refuses_changed_settings_unless_forced.

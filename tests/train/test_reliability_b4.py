@@ -108,8 +108,8 @@ def data_and_run_a(tmp_path_factory, folder_factory):
 
 @pytest.mark.parametrize("kill, resumed_at", [
     ("step=11", 8),                                            # mid-epoch 2, saved at step 8
-    pytest.param("epoch=2", 12, marks=pytest.mark.slow),       # start of epoch 3, after its save
-    pytest.param("step=5", 4, marks=pytest.mark.slow),         # the step after the save at 4
+    ("epoch=2", 12),                                           # start of epoch 3, after its save
+    ("step=5", 4),                                             # the step after the save at 4
 ])
 def test_b4_kill_9_then_resume_equals_the_uninterrupted_run(data_and_run_a, tmp_path, kill,
                                                             resumed_at):
