@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import csv
 import os
-import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
-from cnnlab.data.folder import SPLIT_NAMES, Layout, _note_clashes
+from cnnlab.data.folder import SPLIT_NAMES, Layout, _note_clashes, _note_unicode_twins
 from cnnlab.data.report import SkipReport
 from cnnlab.data.sources import FolderSource, non_image_reason
 from cnnlab.errors import DataError
@@ -132,13 +131,7 @@ def read_csv_layout(path, strict: bool = False):
 
     classes = _class_order(label for _, label, _ in chosen.values())
     _note_clashes(classes, report)           # labels that differ only by case or NFC/NFD form
-    by_form = defaultdict(list)
-    for rel in chosen:
-        by_form[unicodedata.normalize("NFC", rel)].append(rel)
-    for rels in by_form.values():
-        if len(rels) > 1:
-            report.note(f"files {[source.display(r) for r in rels]} have the same name in "
-                        f"different Unicode forms (NFC/NFD); both are used")
+    _note_unicode_twins(chosen, source.display, report)
     if len(classes) < 2:
         raise DataError(f"CSV {csv_path} has {len(classes)} usable label(s) {classes}; "
                         f"classification needs at least two. Check the label column and the "

@@ -102,6 +102,17 @@ def _note_clashes(classes: list[str], report: SkipReport) -> None:
                         f"separate classes here but would merge on a case-insensitive disk")
 
 
+def _note_unicode_twins(paths, display, report: SkipReport) -> None:
+    """Note files whose names differ only by Unicode form (NFC/NFD): both are kept as data."""
+    by_form = defaultdict(list)
+    for path in paths:
+        by_form[unicodedata.normalize("NFC", path)].append(path)
+    for names in by_form.values():
+        if len(names) > 1:
+            report.note(f"files {[display(n) for n in names]} have the same name in different "
+                        f"Unicode forms (NFC/NFD); both are used, but copies to macOS may merge")
+
+
 def find_layout(listing: Listing, report: SkipReport, display=str,
                 allow_empty: bool = False) -> Layout:
     """Find the data root, classes and split folders of a listing; files that are not images go to
@@ -174,13 +185,7 @@ def find_layout(listing: Listing, report: SkipReport, display=str,
                                     f"images, remove the folder, or pass allow_empty=True "
                                     f"(--allow-empty)")
     _note_clashes(classes, report)
-    by_form = defaultdict(list)
-    for f in sizes:
-        by_form[unicodedata.normalize("NFC", f)].append(f)
-    for names in by_form.values():
-        if len(names) > 1:
-            report.note(f"files {[display(n) for n in names]} have the same name in different "
-                        f"Unicode forms (NFC/NFD); both are used, but copies to macOS may merge")
+    _note_unicode_twins(sizes, display, report)
     return Layout(root, classes, groups, split_dirs)
 
 
