@@ -61,3 +61,13 @@ def randomise_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
                     m.weight.copy_(0.5 + torch.rand(n, generator=g))
                     m.bias.copy_(0.2 * torch.randn(n, generator=g))
     return model
+
+
+def digits_run(out, name: str = "d", **overrides):
+    """The run directory of a real one-epoch LeNet-5 run on the embedded digits, under `out`."""
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.run import train
+
+    cfg = TrainConfig(epochs=1, quiet=True, out_dir=str(out), name=name, precision="32",
+                      **overrides)
+    return train(cfg).run_dir

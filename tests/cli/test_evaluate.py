@@ -6,15 +6,12 @@ import shutil
 import pytest
 
 from cnnlab.cli.main import main
+from toys import digits_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from cnnlab.train.config import TrainConfig
-    from cnnlab.train.run import train
-
-    out = tmp_path_factory.mktemp("runs")
-    return train(TrainConfig(epochs=1, quiet=True, out_dir=str(out), name="d", precision="32")).run_dir
+    return digits_run(tmp_path_factory.mktemp("runs"))
 
 
 def test_text_report_and_default_out_dir(run_dir, capsys):

@@ -12,15 +12,12 @@ from PIL import Image
 
 from cnnlab.errors import ConfigError, DataError
 from cnnlab.evaluate.evaluation import evaluate_runs, public, score, write_report
+from toys import digits_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from cnnlab.train.config import TrainConfig
-    from cnnlab.train.run import train
-
-    out = tmp_path_factory.mktemp("runs")
-    return train(TrainConfig(epochs=1, quiet=True, out_dir=str(out), name="d", precision="32")).run_dir
+    return digits_run(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,12 @@ from PIL import Image
 
 from cnnlab.errors import ConfigError, InputShapeError, InvalidCheckpointError
 from cnnlab.evaluate.predictor import expand_inputs, load, load_split, predict_files
+from toys import digits_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from cnnlab.train.config import TrainConfig
-    from cnnlab.train.run import train
-
-    out = tmp_path_factory.mktemp("runs")
-    return train(TrainConfig(epochs=1, quiet=True, out_dir=str(out), name="d", precision="32")).run_dir
+    return digits_run(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="module")

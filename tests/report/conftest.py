@@ -7,14 +7,10 @@ import pytest
 def run_dir(tmp_path_factory):
     import torch
 
-    from cnnlab.train.config import TrainConfig
-    from cnnlab.train.run import train
+    from toys import digits_run
 
     torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("runs")
-    cfg = TrainConfig(epochs=1, quiet=True, out_dir=str(out), name="digits", precision="32",
-                      threads=1)
-    return train(cfg).run_dir
+    return digits_run(tmp_path_factory.mktemp("runs"), name="digits", threads=1)
 
 
 @pytest.fixture(scope="session")
