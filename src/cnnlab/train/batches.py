@@ -74,15 +74,18 @@ class TensorBatches:
         g = self._generator()
         g.manual_seed(g.initial_seed() + 1)  # shifts independent of the order, still per epoch
         skip, self.skip = self.skip, 0
+        # once per epoch: the mask draws nothing from g
+        mirror = (alternate_flip_mask(len(self.y), self.seed, self.epoch)
+                  if self.alternate_flip else None)
         for i in range(len(self)):
             j = idx[i * self.batch_size:(i + 1) * self.batch_size]
             if i < skip:  # consume this batch's random draws so later batches match a full pass
                 self._augment(self.x[j], g)
                 continue
             self.batch_indices = j
-            yield self._augment(self.x[j], g, j), self.y[j]
+            yield self._augment(self.x[j], g, None if mirror is None else mirror[j]), self.y[j]
 
-    def _augment(self, x: torch.Tensor, g: torch.Generator, idx=None) -> torch.Tensor:
+    def _augment(self, x: torch.Tensor, g: torch.Generator, mirror=None) -> torch.Tensor:
         if self.transform is not None:
             x = self.transform(x, generator=g)
         x = self.to_float(x)
@@ -90,8 +93,7 @@ class TensorBatches:
             x = random_shift(x, self.shift, self.fill, generator=g)
         if self.flip:
             x = random_hflip(x, generator=g)
-        if self.alternate_flip and idx is not None:  # draws nothing from g
-            mirror = alternate_flip_mask(len(self.y), self.seed, self.epoch)[idx]
+        if mirror is not None:  # alternate_flip: this batch's rows of the epoch's mask
             x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
         return x
 
