@@ -13,7 +13,8 @@ extracted once; each model is then fitted with `--seeds` seeds (mean +- std repo
 JSON object, then a table.
 
     python benchmarks/zeroshot_cub.py --weights /work/runs/runs/r18-imagenette-128 --finetune-seen 3
-    python benchmarks/zeroshot_cub.py --backbone lenet5 --image-size 32 --seeds 1 --epochs 5
+    python benchmarks/zeroshot_cub.py --backbone lenet5 --feature-layers "" --image-size 32 \
+        --seeds 1 --epochs 5
 """
 
 from __future__ import annotations
@@ -54,7 +55,15 @@ def main(argv=None) -> int:
     ap.add_argument("--finetune-lr", type=float, default=0.01)
     ap.add_argument("--finetune-strategy", choices=("full", "top-k-layers"), default="full",
                     help="top-k-layers: only the last stage and the classifier train")
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--feature-layers", default="layer2,layer3",
+                    help="modules whose averaged outputs join the penultimate features "
+                         "(default: layer2,layer3 of a ResNet; '' for the penultimate only)")
+    ap.add_argument("--no-mirror", action="store_true",
+                    help="no mirror views (default: mirror images as extra training rows, "
+                         "test features averaged over the image and its mirror)")
+    ap.add_argument("--raw-scores", action="store_true",
+                    help="rank images by raw scores (default: centred per image, every method)")
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", default=None, help="also write the JSON here")
@@ -67,7 +76,10 @@ def main(argv=None) -> int:
                             weights=args.weights, image_size=args.image_size,
                             finetune_epochs=args.finetune_seen, finetune_lr=args.finetune_lr,
                             finetune_strategy=args.finetune_strategy,
-                            model=ZeroShotConfig(kind="fc+conv", epochs=args.epochs))
+                            feature_layers=tuple(n for n in args.feature_layers.split(",") if n),
+                            mirror_views=not args.no_mirror,
+                            model=ZeroShotConfig(kind="fc+conv", epochs=args.epochs,
+                                                 center_scores=not args.raw_scores))
     prep = prepare(cfg, progress=lambda m: print(m, flush=True))
     t_features = time.perf_counter() - t0
     runs: dict[str, list[dict]] = {}
@@ -80,6 +92,7 @@ def main(argv=None) -> int:
                 runs.setdefault(name, []).append(m)
     keys = ("auc_unseen", "auc_seen", "auc_mean", "top1_unseen", "top5_unseen",
             "generalized_top1_unseen", "generalized_top1_seen", "generalized_harmonic")
+    keys += () if args.raw_scores else ("auc_unseen_raw", "auc_seen_raw")
     summary = {name: {k: {"mean": statistics.fmean(r[k] for r in rs),
                           "std": statistics.pstdev([r[k] for r in rs]), "runs": len(rs)}
                       for k in keys} for name, rs in runs.items()}
@@ -88,7 +101,8 @@ def main(argv=None) -> int:
         "unseen": len(prep.classes) - prep.n_seen, "backbone": args.backbone,
         "weights": args.weights or "random init (no weights given)", "image_size": prep.image_size,
         "backbone_training": prep.backbone_record,
-        "train_images": len(prep.train["labels"]), "test_images": len(prep.test["labels"]),
+        "train_images": prep.train["images"], "train_rows": len(prep.train["labels"]),
+        "test_images": len(prep.test["labels"]),
         "vocabulary": prep.encoder.dim, "feature_dim": int(prep.train["feats"].shape[1]),
         "seeds": args.seeds, "epochs": args.epochs, "feature_seconds": t_features,
         "wall_seconds": time.perf_counter() - t0, "results": summary, "paper": PAPER,
@@ -105,15 +119,15 @@ def main(argv=None) -> int:
     print(f"\n{args.backbone} ({result['weights']}{tuned}), {prep.image_size} px, "
           f"{args.split} split, "
           f"{result['wall_seconds']:.0f} s, {args.seeds} seed(s)")
-    heads = ("AUC unseen", "paper", "AUC seen", "paper", "top-1 u")
-    print(f"{'method':<16}" + "".join(f"{h:>{16 if i % 2 == 0 else 7}}"
-                                      for i, h in enumerate(heads)))
+    heads = ("AUC unseen", "paper", "AUC seen", "paper", "top-1 u", "raw AUC u")
+    print(f"{'method':<16}" + "".join(f"{h:>{w}}" for h, w in zip(heads, (16, 7, 16, 7, 16, 16))))
     for name, s in summary.items():
         pu, ps = PAPER.get(name, (None, None))
         cell = lambda k: f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}"  # noqa: E731
         pu, ps = (f"{pu:.2f}" if pu else "-"), (f"{ps:.3g}" if ps else "-")
         print(f"{name:<16}{cell('auc_unseen'):>16}{pu:>7}{cell('auc_seen'):>16}{ps:>7}"
-              f"{cell('top1_unseen'):>16}")
+              f"{cell('top1_unseen'):>16}"
+              f"{cell('auc_unseen_raw') if 'auc_unseen_raw' in s else '-':>16}")
     return 0
 
 

@@ -57,6 +57,19 @@ def test_train_prints_the_table(run_dir, capsys):
     assert {"fc", "baseline_ridge", "baseline_cca"} == set(record["metrics"])
 
 
+def test_train_feature_flags_reach_the_run(cub, tmp_path, capsys):
+    out = tmp_path / "zs"
+    assert main(["zeroshot", "train", "--data", str(cub.parent), "--backbone", "resnet18",
+                 "--image-size", "32", "--epochs", "1", "--feature-layers", "layer2, layer3",
+                 "--no-mirror", "--raw-scores", "--no-baselines", "--out", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["feature_layers"] == ["layer2", "layer3"]
+    assert record["config"]["mirror_views"] is False
+    assert record["feature_dim"] == 128 + 256 + 512
+    assert record["metrics"]["fc"]["centered"] is False
+    assert record["n_train_rows"] == record["n_train_images"]
+
+
 def test_evaluate_json_and_explain(run_dir, capsys):
     assert main(["zeroshot", "evaluate", str(run_dir), "--json", "--explain", "1"]) == 0
     r = json.loads(capsys.readouterr().out)

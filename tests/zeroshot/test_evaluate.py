@@ -36,3 +36,24 @@ def test_topk_and_degenerate_cases():
     assert np.isnan(one_vs_rest_auc(s, np.array([0, 0]), [0])[0])     # no negatives
     with pytest.raises(ConfigError, match="overlap"):
         zeroshot_report(s, np.array([0, 1]), [0, 1], [1, 2])
+
+
+def test_centering_removes_a_per_image_offset_within_each_group():
+    rng = np.random.default_rng(1)
+    seen, unseen = [0, 1, 2], [3, 4, 5, 6]
+    labels = rng.integers(0, 7, 300)
+    clean = rng.normal(size=(300, 7)) + 1.0 * np.eye(7)[labels]
+    offset = rng.normal(scale=5.0, size=(300, 1))        # images that score high on every class
+    r = zeroshot_report(clean + offset, labels, seen, unseen, center=True)
+    mu = np.isin(labels, unseen)
+    sub = clean[mu][:, unseen]
+    sub = sub - sub.mean(1, keepdims=True)               # centred among the unseen classes only
+    expect = [roc_auc_score(labels[mu] == c, sub[:, i]) for i, c in enumerate(unseen)]
+    assert r["auc_unseen"] == pytest.approx(np.mean(expect))
+    # the offset ruins the raw ranking, which is still reported
+    assert r["auc_unseen_raw"] < r["auc_unseen"] - 0.1 and r["centered"] is True
+    plain = zeroshot_report(clean + offset, labels, seen, unseen)
+    assert plain["auc_unseen"] == pytest.approx(r["auc_unseen_raw"]) and not plain["centered"]
+    # a per-image shift changes no image's top-k
+    assert plain["top1_unseen"] == r["top1_unseen"]
+    assert plain["generalized_top1_unseen"] == r["generalized_top1_unseen"]

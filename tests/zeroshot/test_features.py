@@ -38,3 +38,26 @@ def test_channel_mismatch_is_an_error():
     model, mean, std, _ = load_backbone("resnet18")
     with pytest.raises(ConfigError, match="channels"):
         extract_features(model, np.zeros((1, 2, 32, 32), np.uint8), mean, std)
+
+
+def test_feature_layers_put_pooled_stages_before_the_penultimate_features():
+    torch.manual_seed(0)
+    model, mean, std, _ = load_backbone("resnet18")
+    imgs = np.random.default_rng(1).integers(0, 256, (2, 3, 64, 64), dtype=np.uint8)
+    plain, _ = extract_features(model, imgs, mean, std)
+    feats, _ = extract_features(model, imgs, mean, std, layers=("layer2", "layer3"))
+    assert feats.shape == (2, 128 + 256 + 512)
+    np.testing.assert_allclose(feats[:, -512:], plain, rtol=1e-5, atol=1e-6)
+    x = (torch.from_numpy(imgs).float() / 255 - torch.tensor(mean).view(1, -1, 1, 1)) \
+        / torch.tensor(std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        stem = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        l2 = model.layer2(model.layer1(stem))
+    np.testing.assert_allclose(feats[:, :128], l2.mean((2, 3)).numpy(), rtol=1e-4, atol=1e-5)
+    assert not model._forward_hooks and not model.layer2._forward_hooks   # hooks removed
+
+
+def test_unknown_feature_layer_names_the_modules_to_choose_from():
+    model, mean, std, _ = load_backbone("resnet18")
+    with pytest.raises(ConfigError, match="layer9.*top-level modules are.*layer4"):
+        extract_features(model, np.zeros((1, 3, 32, 32), np.uint8), mean, std, layers=("layer9",))

@@ -70,9 +70,9 @@ def test_unseen_data_never_touches_the_fit(tiny_cub, tmp_path):
     sa, sb = (torch.load(tmp_path / r / "model.pt", weights_only=True)["state_dict"] for r in "ab")
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     # ... while the evaluation did see the change
-    ra, rb = (json.loads((tmp_path / r / "run.json").read_text()) for r in "ab")
-    per_class = [r["metrics"]["fc"]["auc_per_unseen_class"] for r in (ra, rb)]
-    assert per_class[0] != per_class[1]
+    fa, fb = (np.load(tmp_path / r / "test.npz")["feats"] for r in "ab")
+    ta, tb = (np.load(tmp_path / r / "test.npz")["text"] for r in "ab")
+    assert not np.array_equal(fa, fb) and not np.array_equal(ta, tb)
 
 
 def test_bad_config(tiny_cub):
@@ -141,3 +141,32 @@ def test_finetuned_backbone_is_saved_and_reusable_as_weights(tiny_cub, tmp_path)
 def test_negative_finetune_epochs_is_an_error(tiny_cub):
     with pytest.raises(ConfigError, match="finetune_epochs"):
         config(tiny_cub.parent, finetune_epochs=-1)
+
+
+def test_mirror_views_double_the_training_rows_and_average_the_test_rows():
+    from cnnlab.zeroshot.run import test_rows, training_rows
+
+    rng = np.random.default_rng(0)
+    f0, f1 = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    m0 = rng.normal(size=(4, 2, 3, 3)).astype(np.float32)
+    m1 = m0[..., ::-1] + 1.0            # the mirror image's map: flipped, plus a change
+    mask, labels = np.array([True, False, True, True]), np.array([5, 6, 7, 8])
+    tr = training_rows([(f0, m0), (f1, m1)], mask, labels)
+    assert tr["images"] == 3 and list(tr["labels"]) == [5, 7, 8, 5, 7, 8]
+    np.testing.assert_array_equal(tr["feats"], np.concatenate([f0[mask], f1[mask]]))
+    np.testing.assert_array_equal(tr["maps"][3:], m1[mask])      # the mirror view as it is
+    feats, maps = test_rows([(f0, m0), (f1, m1)])
+    np.testing.assert_allclose(feats, (f0 + f1) / 2)
+    np.testing.assert_allclose(maps, m0 + 0.5, rtol=1e-5)        # flipped back, then averaged
+    one = test_rows([(f0, None)])
+    assert one[1] is None and np.array_equal(one[0], f0)
+
+
+def test_without_mirror_views_each_image_is_one_row(tiny_cub):
+    from cnnlab.zeroshot.run import prepare
+
+    with_mirror = prepare(config(tiny_cub.parent))
+    plain = prepare(config(tiny_cub.parent, mirror_views=False))
+    assert plain.train["images"] == with_mirror.train["images"] == len(plain.train["labels"])
+    assert len(with_mirror.train["labels"]) == 2 * len(plain.train["labels"])
+    assert with_mirror.test["feats"].shape == plain.test["feats"].shape

@@ -4,6 +4,13 @@ images) and their mean over all classes; plus top-1/top-5 accuracy among the uns
 the generalized setting (every test image against seen + unseen classes together; Chao et al.,
 ECCV 2016, with the harmonic mean of seen and unseen accuracy of Xian et al., CVPR 2017).
 
+``center=True`` first subtracts from each image's scores their mean over the candidate classes
+(the unseen ones for the unseen metrics, the seen ones for the seen metrics). Ranking images per
+class, as the AUC does, is otherwise swayed by images that score high against every class (a
+large feature norm, a busy background): a per-image offset that says nothing about the class.
+The shift never changes an image's top-k, only the per-class ranking; the raw AUCs are reported
+beside the centred ones.
+
 Convention: ``scores`` (N, K) has one column per class, ``labels`` (N,) index those columns, and
 ``seen`` / ``unseen`` are the column indices of each group.
 """
@@ -43,7 +50,7 @@ def _nanmean(a) -> float:
     return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
 
 
-def zeroshot_report(scores, labels, seen, unseen, class_names=None) -> dict:
+def zeroshot_report(scores, labels, seen, unseen, class_names=None, center=False) -> dict:
     """All metrics of one split as a JSON-able dict (see the module docstring)."""
     scores, labels = np.asarray(scores, np.float64), np.asarray(labels, np.int64)
     seen, unseen = np.asarray(seen, np.int64), np.asarray(unseen, np.int64)
@@ -62,6 +69,11 @@ def zeroshot_report(scores, labels, seen, unseen, class_names=None) -> dict:
 
     s_u, y_u = restricted(is_unseen, unseen)
     s_s, y_s = restricted(is_seen, seen)
+    raw = {}
+    if center:
+        raw = {"auc_unseen_raw": _nanmean(one_vs_rest_auc(s_u, y_u, range(len(unseen)))),
+               "auc_seen_raw": _nanmean(one_vs_rest_auc(s_s, y_s, range(len(seen))))}
+        s_u, s_s = (s - s.mean(1, keepdims=True) for s in (s_u, s_s))
     auc_u = one_vs_rest_auc(s_u, y_u, range(len(unseen)))
     auc_s = one_vs_rest_auc(s_s, y_s, range(len(seen)))
     gen_u = topk_accuracy(scores[is_unseen], labels[is_unseen], 1)
@@ -80,6 +92,7 @@ def zeroshot_report(scores, labels, seen, unseen, class_names=None) -> dict:
         "generalized_harmonic": float(harmonic),
         "n_unseen_images": int(is_unseen.sum()),
         "n_seen_images": int(is_seen.sum()),
+        "centered": bool(center), **raw,
     }
     if class_names is not None:
         report["auc_per_unseen_class"] = {class_names[c]: float(a) for c, a in zip(unseen, auc_u)}

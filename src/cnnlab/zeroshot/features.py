@@ -45,18 +45,34 @@ def load_backbone(name: str, weights: str | None = None):
     return model, mean, std, chans
 
 
+def check_layers(model, layers) -> None:
+    """Fail with the module names to choose from when one of `layers` is not in `model`."""
+    names = dict(model.named_modules())
+    missing = [n for n in layers if n not in names]
+    if missing:
+        top = [n for n, _ in model.named_children()]
+        raise ConfigError(f"{type(model).__name__} has no module(s) {missing}; its top-level "
+                          f"modules are {top} (nested ones are named like 'layer3.1')")
+
+
 def extract_features(model, images: np.ndarray, mean, std, conv_maps: bool = False,
-                     map_size: int | None = None):
+                     map_size: int | None = None, layers=(), mirror: bool = False):
     """(feats (B, D) float32, maps (B, C, h, w) float32 or None) of uint8 images (B, C, S, S).
 
     RGB images go to a one-channel model as their channel mean; `map_size` average-pools the conv
-    map to map_size x map_size to keep it small.
+    map to map_size x map_size to keep it small. `layers` names modules whose globally averaged
+    outputs are put before the penultimate features: earlier stages keep the colour and texture
+    that fine-grained descriptions name ("yellow throat", "streaked breast"), which the last stage
+    of a backbone trained on other classes partly pools away. `mirror` describes the left-right
+    mirror images instead (their maps are those of the mirrored image, not flipped back).
     """
     import torch
     import torch.nn.functional as F
 
     chans = first_conv_channels(model)
     x = torch.from_numpy(np.ascontiguousarray(images)).float() / 255.0      # (B, C, S, S)
+    if mirror:
+        x = x.flip(3)
     if x.shape[1] != chans:
         if chans == 1:
             x = x.mean(1, keepdim=True)
@@ -66,9 +82,23 @@ def extract_features(model, images: np.ndarray, mean, std, conv_maps: bool = Fal
             raise ConfigError(f"images have {x.shape[1]} channels, the backbone takes {chans}")
     m = torch.as_tensor(np.asarray(mean, np.float32)).view(1, -1, 1, 1)
     s = torch.as_tensor(np.asarray(std, np.float32)).view(1, -1, 1, 1)
+    check_layers(model, layers)
+    taps: dict = {}
+    modules = dict(model.named_modules())
+    hooks = [modules[n].register_forward_hook(lambda mod, i, o, n=n: taps.__setitem__(n, o))
+             for n in layers]
+    try:
+        with torch.inference_mode():
+            fmap = model.forward_features((x - m) / s)
+            feats = model.forward_head(fmap, pre_logits=True).flatten(1)     # (B, D)
+    finally:
+        for h in hooks:
+            h.remove()
+    if layers:
+        pooled = [taps[n].mean((2, 3)) if taps[n].ndim == 4 else taps[n].flatten(1)
+                  for n in layers]
+        feats = torch.cat([*pooled, feats], 1)
     with torch.inference_mode():
-        fmap = model.forward_features((x - m) / s)
-        feats = model.forward_head(fmap, pre_logits=True).flatten(1)         # (B, D)
         maps = None
         if conv_maps:
             if fmap.ndim != 4:
@@ -81,14 +111,15 @@ def extract_features(model, images: np.ndarray, mean, std, conv_maps: bool = Fal
 
 
 def extract_dataset(data, rels: list[str], model, mean, std, image_size: int,
-                    conv_maps: bool = False, map_size: int | None = 7, batch_size: int = 64):
+                    conv_maps: bool = False, map_size: int | None = 7, batch_size: int = 64,
+                    layers=(), mirror: bool = False):
     """Features of the images `rels` of a :class:`cnnlab.zeroshot.data.CubData`, streamed in
     batches. Returns (feats (M, D), maps or None, kept positions (M,) into `rels`)."""
     from cnnlab.zeroshot.data import iter_image_batches
 
     feats, maps, kept = [], [], []
     for batch, idx in iter_image_batches(data, rels, image_size, batch_size):
-        f, m = extract_features(model, batch, mean, std, conv_maps, map_size)
+        f, m = extract_features(model, batch, mean, std, conv_maps, map_size, layers, mirror)
         feats.append(f)
         kept += idx
         if m is not None:

@@ -44,13 +44,19 @@ class ZeroShotConfig:
     conv_kernel: int = 3         # predicted filters are K' x 3 x 3
     conv_pool: Literal["avg", "max"] = "avg"
     loss: Literal["bce", "hinge"] = "bce"
-    epochs: int = 60
+    # 20: chosen on held-out *seen* classes (the last 40 of the hard split's 160 played unseen,
+    # ResNet-18 features): AUC 0.743 at 20 epochs, 0.736 at 40, 0.718 at 60; f_t overfits the
+    # few training articles when trained longer
+    epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
     # on the text networks only, as the paper regularises f_t. 1e-3 collapsed f_t to zero on a
     # 160-class synthetic check (every score equal to the prior); 1e-4 and 1e-5 both learned
     weight_decay: float = 1e-4
     dropout: float = 0.0         # on the TF-IDF input of f_t
+    # rank images per class by their score minus their mean over the candidate classes
+    # (cnnlab.zeroshot.evaluate); a per-image offset carries no class information
+    center_scores: bool = True
     seed: int = 0
 
     def __post_init__(self):

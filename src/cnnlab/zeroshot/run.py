@@ -42,6 +42,11 @@ class ZeroShotRunConfig:
     finetune_lr: float = 0.01
     finetune_strategy: str = "full"   # or "top-k-layers" (cnnlab.transfer.prepare)
     map_size: int = 7              # conv maps pooled to at most 7 x 7 (VGG conv5_3 after pooling)
+    # modules whose averaged outputs join the penultimate features (e.g. resnet's layer2, layer3)
+    feature_layers: tuple[str, ...] = ()
+    # mirror views: each training image's mirror image is a second training row, and a test
+    # image is described by the mean of its own and its mirror image's features
+    mirror_views: bool = True
     seen_test_fraction: float = 0.2   # held-out seen-class images: the seen-class AUC is on these
     baselines: tuple[str, ...] = ("ridge", "cca")
     model: ZeroShotConfig = field(default_factory=ZeroShotConfig)
@@ -143,29 +148,52 @@ def prepare(cfg: ZeroShotRunConfig, progress=None) -> Prepared:
 
             torch.manual_seed(cfg.model.seed)    # a random backbone: seeded, saved with the run
         model, mean, std, _ = load_backbone(cfg.backbone, cfg.weights)
-    want_maps = cfg.model.uses_conv
-    say(f"features of {len(rels)} seen-class images ({cfg.backbone}, {size} px)")
-    f_seen, m_seen, kept = extract_dataset(data, rels, model, mean, std, size,
-                                           want_maps, cfg.map_size)
+    def features(some_rels):
+        views = [extract_dataset(data, some_rels, model, mean, std, size, cfg.model.uses_conv,
+                                 cfg.map_size, layers=cfg.feature_layers, mirror=mirror)
+                 for mirror in ((False, True) if cfg.mirror_views else (False,))]
+        return views[0][2], [v[:2] for v in views]     # kept positions, [(feats, maps)] a view
+
+    say(f"features of {len(rels)} seen-class images ({cfg.backbone}, {size} px"
+        f"{', and their mirror images' if cfg.mirror_views else ''})")
+    kept, seen_views = features(rels)
     y_seen, test_seen = labels[kept], test_mask[kept]
     rels_seen = [rels[i] for i in kept]
-    train = {"feats": f_seen[~test_seen], "labels": y_seen[~test_seen],
-             "maps": None if m_seen is None else m_seen[~test_seen]}
+    train = training_rows(seen_views, ~test_seen, y_seen)
+    f_seen, m_seen = test_rows(seen_views)
     # --- evaluation only: unseen classes are read from here on --------------------------------
     t_unseen = encoder.transform({c: data.texts[c] for c in unseen})
     urels = [r for c in unseen for r in data.images[c]]
     ulabels = np.asarray([len(seen) + i for i, c in enumerate(unseen) for _ in data.images[c]])
     say(f"features of {len(urels)} unseen-class images")
-    f_un, m_un, ukept = extract_dataset(data, urels, model, mean, std, size,
-                                        want_maps, cfg.map_size)
+    ukept, unseen_views = features(urels)
+    f_un, m_un = test_rows(unseen_views)
     test = {"feats": np.concatenate([f_seen[test_seen], f_un]),
             "labels": np.concatenate([y_seen[test_seen], ulabels[ukept]]),
             "rels": np.asarray([r for r, t in zip(rels_seen, test_seen) if t]
                                + [urels[i] for i in ukept])}
-    if want_maps:
+    if m_un is not None:
         test["maps"] = np.concatenate([m_seen[test_seen], m_un])
     return Prepared(seen + unseen, len(seen), encoder, np.concatenate([t_seen, t_unseen]),
                     train, test, data.report, model, size, record, ft_rels, (mean, std))
+
+
+def training_rows(views, mask, labels) -> dict:
+    """The fitting set: every view [(feats, maps or None)] of the images in `mask`, stacked."""
+    maps = [m[mask] for _, m in views if m is not None]
+    return {"feats": np.concatenate([f[mask] for f, _ in views]),
+            "maps": np.concatenate(maps) if maps else None,
+            "labels": np.tile(labels[mask], len(views)), "images": int(mask.sum())}
+
+
+def test_rows(views):
+    """(feats, maps) of each image averaged over its views; a mirror view's map is flipped back
+    so that the averaged maps stay aligned with the image."""
+    feats = np.mean([f for f, _ in views], axis=0)
+    if views[0][1] is None:
+        return feats, None
+    maps = [m if i == 0 else m[..., ::-1] for i, (_, m) in enumerate(views)]
+    return feats, np.mean(maps, axis=0).astype(np.float32)
 
 
 def fit_and_evaluate(prep: Prepared, model_cfg: ZeroShotConfig, baselines=("ridge", "cca")):
@@ -182,11 +210,12 @@ def fit_and_evaluate(prep: Prepared, model_cfg: ZeroShotConfig, baselines=("ridg
     cols = (range(prep.n_seen), range(prep.n_seen, len(prep.classes)))
     scores = predict_scores(net, prep.text, te["feats"],
                             te.get("maps") if model_cfg.uses_conv else None)
-    metrics = {model_cfg.kind: zeroshot_report(scores, te["labels"], *cols, prep.classes)}
+    center = model_cfg.center_scores          # the baselines are ranked the same way
+    metrics = {model_cfg.kind: zeroshot_report(scores, te["labels"], *cols, prep.classes, center)}
     for name in baselines:
         b = BASELINES[name]().fit(t_seen, tr["labels"], tr["feats"])
         metrics[f"baseline_{name}"] = zeroshot_report(b.scores(prep.text, te["feats"]),
-                                                      te["labels"], *cols, prep.classes)
+                                                      te["labels"], *cols, prep.classes, center)
     return net, history, metrics
 
 
@@ -199,13 +228,14 @@ def train_zeroshot(cfg: ZeroShotRunConfig, out_dir=None, progress=None) -> dict:
     t0 = time.perf_counter()
     prep = prepare(cfg, progress)
     if progress:
-        progress(f"training the {cfg.model.kind} model on {len(prep.train['labels'])} images of "
+        progress(f"training the {cfg.model.kind} model on {prep.train['images']} images of "
                  f"{prep.n_seen} classes")
     net, history, metrics = fit_and_evaluate(prep, cfg.model, cfg.baselines)
     # the backbone is kept with the run unless the weights file alone reproduces its features
     keep = cfg.weights is None or bool(cfg.finetune_epochs)
     record = {"config": {**asdict(cfg), "image_size": prep.image_size}, "seen": prep.seen,
-              "unseen": prep.unseen, "n_train_images": len(prep.train["labels"]),
+              "unseen": prep.unseen, "n_train_images": prep.train["images"],
+              "n_train_rows": len(prep.train["labels"]),
               "loss_history": history, "text_dim": prep.encoder.dim,
               "feature_dim": int(prep.train["feats"].shape[1]), "backbone": prep.backbone_record,
               "backbone_file": BACKBONE_FILE if keep else None,
@@ -279,7 +309,8 @@ def evaluate_run(run: ZeroShotRun) -> dict:
     seen, unseen = run.record["seen"], run.record["unseen"]
     scores = predict_scores(run.net, test["text"], test["feats"], test.get("maps"))
     return zeroshot_report(scores, test["labels"], range(len(seen)),
-                           range(len(seen), len(seen) + len(unseen)), seen + unseen)
+                           range(len(seen), len(seen) + len(unseen)), seen + unseen,
+                           run.net.config.center_scores)
 
 
 def explain_run(run: ZeroShotRun, n_classes: int = 3, k: int = 8, out_dir=None) -> list[str]:
@@ -338,7 +369,9 @@ def predict_described(run: ZeroShotRun, images: list, descriptions: dict[str, st
     model, mean, std, _ = load_backbone(cfg["backbone"], weights)
     batch = np.stack([fit_image(decode_image(str(p)), cfg["image_size"]).transpose(2, 0, 1)
                       for p in images])
-    feats, maps = extract_features(model, batch, mean, std, run.net.config.uses_conv,
-                                   cfg["map_size"])
+    views = [extract_features(model, batch, mean, std, run.net.config.uses_conv,
+                              cfg["map_size"], cfg.get("feature_layers") or (), mirror)
+             for mirror in ((False, True) if cfg.get("mirror_views") else (False,))]
+    feats, maps = test_rows(views)               # as the run's test images were described
     scores = predict_scores(run.net, text, feats, maps)
     return torch.softmax(torch.from_numpy(scores), 1).numpy()
