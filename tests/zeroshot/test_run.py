@@ -170,3 +170,25 @@ def test_without_mirror_views_each_image_is_one_row(tiny_cub):
     assert plain.train["images"] == with_mirror.train["images"] == len(plain.train["labels"])
     assert len(with_mirror.train["labels"]) == 2 * len(plain.train["labels"])
     assert with_mirror.test["feats"].shape == plain.test["feats"].shape
+
+
+def test_validation_split_holds_out_seen_classes_and_reads_no_unseen_one(tiny_cub, tmp_path):
+    from cnnlab.zeroshot.data import read_cub
+
+    data = read_cub(tiny_cub.parent)
+    seen, unseen = data.split("hard")
+    spec = data.validation_split("hard", 1)
+    v_seen, v_unseen = data.split(spec)
+    assert v_seen + v_unseen == seen and not set(v_seen + v_unseen) & set(unseen)
+    assert v_unseen == seen[-1:]
+    with pytest.raises(ConfigError, match="validation split"):
+        data.validation_split("hard", len(seen))
+    # poisoning the real unseen classes changes nothing in a validation run
+    record = train_zeroshot(config(tiny_cub.parent, validate=1), tmp_path / "a")
+    assert record["unseen"] == v_unseen and record["seen"] == v_seen
+    for cls in unseen:
+        for f in (tiny_cub / "images" / cls).iterdir():
+            f.write_bytes(b"not an image")
+    again = train_zeroshot(config(tiny_cub.parent, validate=1), tmp_path / "b")
+    same = [json.dumps(r["metrics"], sort_keys=True) for r in (record, again)]   # NaN-safe
+    assert same[0] == same[1] and not again["skipped"]

@@ -34,6 +34,9 @@ def add_arguments(parser) -> None:
     t.add_argument("--split", default="hard",
                    help="split name in splits.json (hard, easy) or a JSON file with "
                         "seen_class_ids / unseen_class_ids (default: hard)")
+    t.add_argument("--validate", type=int, default=0, metavar="N",
+                   help="tune without touching the unseen classes: train on the split's seen "
+                        "classes except the last N, which play unseen (default: off)")
     t.add_argument("--backbone", default="resnet18", help="zoo model giving the image features")
     t.add_argument("--weights", default=None,
                    help="backbone weights: a file (.safetensors/.pth) or a `cnnlab train` run "
@@ -100,7 +103,7 @@ def _train(args) -> int:
                             weights=args.weights, image_size=args.image_size, model=model,
                             feature_layers=tuple(n.strip() for n in args.feature_layers.split(",")
                                                  if n.strip()),
-                            mirror_views=not args.no_mirror,
+                            mirror_views=not args.no_mirror, validate=args.validate,
                             baselines=() if args.no_baselines else ("ridge", "cca"))
     say = None if args.json else print
     record = train_zeroshot(cfg, args.out, progress=say)

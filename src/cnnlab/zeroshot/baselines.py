@@ -43,8 +43,10 @@ class RidgeTextToWeights:
     """Closed-form linear text -> classifier-weights regression (Elhoseiny et al. 2013 as a baseline
     in Ba et al. 2015). `alpha_w`: ridge on the seen classifiers; `alpha_t`: on the text map."""
 
-    alpha_w: float = 1.0
-    alpha_t: float = 0.1
+    # chosen like the models' settings, on held-out seen classes (ResNet-18 features): AUC 0.734
+    # at (100, 1.0) against 0.704 at (1.0, 0.1); a baseline is only informative when it is tuned
+    alpha_w: float = 100.0
+    alpha_t: float = 1.0
     state: dict = field(default_factory=dict, repr=False)
 
     def fit(self, text, labels, feats) -> "RidgeTextToWeights":

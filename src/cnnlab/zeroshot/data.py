@@ -91,6 +91,17 @@ class CubData:
                             f"split needs a description")
         return seen, unseen
 
+    def validation_split(self, split, n_classes: int) -> dict:
+        """A split of `split`'s seen classes alone: the last `n_classes` by id play unseen (as the
+        hard split holds out the last ids). Settings chosen on it never see an unseen class."""
+        seen, _ = self.split(split)
+        if not 0 < n_classes < len(seen):
+            raise ConfigError(f"a validation split needs 1..{len(seen) - 1} of the "
+                              f"{len(seen)} seen classes as pseudo-unseen; got {n_classes}")
+        ids = sorted(self.class_ids[c] for c in seen)
+        return {"seen_class_ids": ids[:-n_classes], "unseen_class_ids": ids[-n_classes:],
+                "validation_of": split if isinstance(split, str) else "custom"}
+
 
 def _read_text(payload, where: str) -> str:
     if isinstance(payload, Unreadable):

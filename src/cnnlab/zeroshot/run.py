@@ -47,6 +47,8 @@ class ZeroShotRunConfig:
     # mirror views: each training image's mirror image is a second training row, and a test
     # image is described by the mean of its own and its mirror image's features
     mirror_views: bool = True
+    # > 0: tune on the split's seen classes alone, the last `validate` of them playing unseen
+    validate: int = 0
     seen_test_fraction: float = 0.2   # held-out seen-class images: the seen-class AUC is on these
     baselines: tuple[str, ...] = ("ridge", "cca")
     model: ZeroShotConfig = field(default_factory=ZeroShotConfig)
@@ -55,6 +57,8 @@ class ZeroShotRunConfig:
         if not 0 < self.seen_test_fraction < 1:
             raise ConfigError(f"seen_test_fraction must be in (0, 1); "
                               f"got {self.seen_test_fraction}")
+        if self.validate < 0:
+            raise ConfigError(f"validate must be >= 0 (0: off); got {self.validate}")
         if self.finetune_epochs < 0:
             raise ConfigError(f"finetune_epochs must be >= 0 (0: use the backbone as given); "
                               f"got {self.finetune_epochs}")
@@ -115,7 +119,8 @@ def prepare(cfg: ZeroShotRunConfig, progress=None) -> Prepared:
 
     say = progress or (lambda msg: None)
     data = read_cub(cfg.data)
-    seen, unseen = data.split(cfg.split)
+    split = data.validation_split(cfg.split, cfg.validate) if cfg.validate else cfg.split
+    seen, unseen = data.split(split)
     # --- what fitting may use: seen classes only ---------------------------------------------
     encoder = TfidfEncoder().fit({c: data.texts[c] for c in seen})
     t_seen = encoder.transform({c: data.texts[c] for c in seen})
