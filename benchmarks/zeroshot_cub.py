@@ -57,15 +57,13 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
+    from cnnlab.cli.zeroshot import add_feature_arguments, feature_options
     from cnnlab.zeroshot.models import ZeroShotConfig
     from cnnlab.zeroshot.run import ZeroShotRunConfig, fit_and_evaluate, prepare
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--split", default="hard")
-    ap.add_argument("--validate", type=int, default=0, metavar="N",
-                    help="choose settings on the split's seen classes only: the last N of them "
-                         "play unseen (e.g. 40 of the hard split's 160); no unseen class is read")
     ap.add_argument("--backbone", default="resnet18")
     ap.add_argument("--weights", default=None,
                     help="backbone weights file or cnnlab run directory (random init without)")
@@ -76,14 +74,7 @@ def main(argv=None) -> int:
     ap.add_argument("--finetune-lr", type=float, default=0.01)
     ap.add_argument("--finetune-strategy", choices=("full", "top-k-layers"), default="full",
                     help="top-k-layers: only the last stage and the classifier train")
-    ap.add_argument("--feature-layers", default="layer2,layer3",
-                    help="modules whose averaged outputs join the penultimate features "
-                         "(default: layer2,layer3 of a ResNet; '' for the penultimate only)")
-    ap.add_argument("--no-mirror", action="store_true",
-                    help="no mirror views (default: mirror images as extra training rows, "
-                         "test features averaged over the image and its mirror)")
-    ap.add_argument("--raw-scores", action="store_true",
-                    help="rank images by raw scores (default: centred per image, every method)")
+    add_feature_arguments(ap, feature_layers="layer2,layer3")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -97,8 +88,7 @@ def main(argv=None) -> int:
                             weights=args.weights, image_size=args.image_size,
                             finetune_epochs=args.finetune_seen, finetune_lr=args.finetune_lr,
                             finetune_strategy=args.finetune_strategy,
-                            feature_layers=tuple(n for n in args.feature_layers.split(",") if n),
-                            mirror_views=not args.no_mirror, validate=args.validate,
+                            **feature_options(args),
                             model=ZeroShotConfig(kind="fc+conv", epochs=args.epochs,
                                                  center_scores=not args.raw_scores))
     prep = prepare(cfg, progress=lambda m: print(m, flush=True))

@@ -34,30 +34,18 @@ def add_arguments(parser) -> None:
     t.add_argument("--split", default="hard",
                    help="split name in splits.json (hard, easy) or a JSON file with "
                         "seen_class_ids / unseen_class_ids (default: hard)")
-    t.add_argument("--validate", type=int, default=0, metavar="N",
-                   help="tune without touching the unseen classes: train on the split's seen "
-                        "classes except the last N, which play unseen (default: off)")
     t.add_argument("--backbone", default="resnet18", help="zoo model giving the image features")
     t.add_argument("--weights", default=None,
                    help="backbone weights: a file (.safetensors/.pth) or a `cnnlab train` run "
                         "directory (default: random init)")
     t.add_argument("--image-size", type=int, default=None,
                    help="input side (default: the run's training size, else the model's)")
-    t.add_argument("--feature-layers", default="", metavar="NAMES",
-                   help="comma-separated backbone modules whose averaged outputs join the "
-                        "penultimate features, e.g. layer2,layer3 for a ResNet: earlier stages "
-                        "keep colour and texture (default: penultimate features only)")
+    add_feature_arguments(t)
     t.add_argument("--model", default="fc", choices=("fc", "conv", "fc+conv"),
                    help="which of the paper's models (default: fc)")
     t.add_argument("--epochs", type=int, default=20,
                    help="epochs of the zero-shot model (default: 20, chosen on held-out seen "
                         "classes; the text network overfits the articles when trained longer)")
-    t.add_argument("--raw-scores", action="store_true",
-                   help="rank images per class by raw scores (default: each image's scores minus "
-                        "their mean over the candidate classes; the raw AUCs are reported too)")
-    t.add_argument("--no-mirror", action="store_true",
-                   help="describe each image by itself only (default: its mirror image is a "
-                        "second training row, and test features average the two)")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--weight-decay", type=float, default=1e-4,
                    help="on the text network (default: 1e-4)")
@@ -82,6 +70,34 @@ def add_arguments(parser) -> None:
     p.add_argument("--json", action="store_true", help="print the probabilities as JSON")
 
 
+def add_feature_arguments(parser, feature_layers: str = "") -> None:
+    """How images are described and ranked, and where settings are tuned: shared by
+    `cnnlab zeroshot train` and benchmarks/zeroshot_cub.py (see :func:`feature_options`)."""
+    parser.add_argument("--validate", type=int, default=0, metavar="N",
+                        help="tune without touching the unseen classes: train on the split's "
+                             "seen classes except the last N, which play unseen (default: off)")
+    parser.add_argument("--feature-layers", default=feature_layers, metavar="NAMES",
+                        help="comma-separated backbone modules whose averaged outputs join the "
+                             "penultimate features, e.g. layer2,layer3 for a ResNet: earlier "
+                             "stages keep colour and texture ('' for the penultimate only; "
+                             f"default: {feature_layers or 'penultimate only'})")
+    parser.add_argument("--no-mirror", action="store_true",
+                        help="describe each image by itself only (default: its mirror image is "
+                             "a second training row, and test features average the two)")
+    parser.add_argument("--raw-scores", action="store_true",
+                        help="rank images per class by raw scores (default: each image's scores "
+                             "minus their mean over the candidate classes, for every method; "
+                             "the raw AUCs are reported too)")
+
+
+def feature_options(args) -> dict:
+    """ZeroShotRunConfig fields from :func:`add_feature_arguments`'s flags (``center_scores`` is
+    a field of the model's config)."""
+    layers = tuple(n.strip() for n in args.feature_layers.split(",") if n.strip())
+    return {"validate": args.validate, "feature_layers": layers,
+            "mirror_views": not args.no_mirror}
+
+
 def _print_metrics(metrics: dict) -> None:
     cols = {"auc_unseen": "AUC unseen", "auc_seen": "AUC seen", "auc_mean": "AUC mean",
             "top1_unseen": "top-1 u", "top5_unseen": "top-5 u", "generalized_harmonic": "gen. H"}
@@ -101,9 +117,7 @@ def _train(args) -> int:
                            center_scores=not args.raw_scores)
     cfg = ZeroShotRunConfig(data=args.data, split=args.split, backbone=args.backbone,
                             weights=args.weights, image_size=args.image_size, model=model,
-                            feature_layers=tuple(n.strip() for n in args.feature_layers.split(",")
-                                                 if n.strip()),
-                            mirror_views=not args.no_mirror, validate=args.validate,
+                            **feature_options(args),
                             baselines=() if args.no_baselines else ("ridge", "cca"))
     say = None if args.json else print
     record = train_zeroshot(cfg, args.out, progress=say)
