@@ -144,7 +144,7 @@ def test_negative_finetune_epochs_is_an_error(tiny_cub):
 
 
 def test_mirror_views_double_the_training_rows_and_average_the_test_rows():
-    from cnnlab.zeroshot.run import test_rows, training_rows
+    from cnnlab.zeroshot.run import mean_of_views, training_rows
 
     rng = np.random.default_rng(0)
     f0, f1 = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
@@ -155,10 +155,10 @@ def test_mirror_views_double_the_training_rows_and_average_the_test_rows():
     assert tr["images"] == 3 and list(tr["labels"]) == [5, 7, 8, 5, 7, 8]
     np.testing.assert_array_equal(tr["feats"], np.concatenate([f0[mask], f1[mask]]))
     np.testing.assert_array_equal(tr["maps"][3:], m1[mask])      # the mirror view as it is
-    feats, maps = test_rows([(f0, m0), (f1, m1)])
+    feats, maps = mean_of_views([(f0, m0), (f1, m1)])
     np.testing.assert_allclose(feats, (f0 + f1) / 2)
     np.testing.assert_allclose(maps, m0 + 0.5, rtol=1e-5)        # flipped back, then averaged
-    one = test_rows([(f0, None)])
+    one = mean_of_views([(f0, None)])
     assert one[1] is None and np.array_equal(one[0], f0)
 
 

@@ -165,14 +165,14 @@ def prepare(cfg: ZeroShotRunConfig, progress=None) -> Prepared:
     y_seen, test_seen = labels[kept], test_mask[kept]
     rels_seen = [rels[i] for i in kept]
     train = training_rows(seen_views, ~test_seen, y_seen)
-    f_seen, m_seen = test_rows(seen_views)
+    f_seen, m_seen = mean_of_views(seen_views)
     # --- evaluation only: unseen classes are read from here on --------------------------------
     t_unseen = encoder.transform({c: data.texts[c] for c in unseen})
     urels = [r for c in unseen for r in data.images[c]]
     ulabels = np.asarray([len(seen) + i for i, c in enumerate(unseen) for _ in data.images[c]])
     say(f"features of {len(urels)} unseen-class images")
     ukept, unseen_views = features(urels)
-    f_un, m_un = test_rows(unseen_views)
+    f_un, m_un = mean_of_views(unseen_views)
     test = {"feats": np.concatenate([f_seen[test_seen], f_un]),
             "labels": np.concatenate([y_seen[test_seen], ulabels[ukept]]),
             "rels": np.asarray([r for r, t in zip(rels_seen, test_seen) if t]
@@ -191,7 +191,7 @@ def training_rows(views, mask, labels) -> dict:
             "labels": np.tile(labels[mask], len(views)), "images": int(mask.sum())}
 
 
-def test_rows(views):
+def mean_of_views(views):
     """(feats, maps) of each image averaged over its views; a mirror view's map is flipped back
     so that the averaged maps stay aligned with the image."""
     feats = np.mean([f for f, _ in views], axis=0)
@@ -377,6 +377,6 @@ def predict_described(run: ZeroShotRun, images: list, descriptions: dict[str, st
     views = [extract_features(model, batch, mean, std, run.net.config.uses_conv,
                               cfg["map_size"], cfg.get("feature_layers") or (), mirror)
              for mirror in ((False, True) if cfg.get("mirror_views") else (False,))]
-    feats, maps = test_rows(views)               # as the run's test images were described
+    feats, maps = mean_of_views(views)               # as the run's test images were described
     scores = predict_scores(run.net, text, feats, maps)
     return torch.softmax(torch.from_numpy(scores), 1).numpy()
