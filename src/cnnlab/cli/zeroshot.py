@@ -77,9 +77,10 @@ def add_feature_arguments(parser, feature_layers: str = "") -> None:
                         help="tune without touching the unseen classes: train on the split's "
                              "seen classes except the last N, which play unseen (default: off)")
     parser.add_argument("--feature-layers", default=feature_layers, metavar="NAMES",
-                        help="comma-separated backbone modules whose averaged outputs join the "
-                             "penultimate features, e.g. layer2,layer3 for a ResNet: earlier "
-                             "stages keep colour and texture ('' for the penultimate only; "
+                        help="comma-separated backbone modules (layer2,layer3 on a ResNet) or "
+                             "stages of any zoo model (stage2,stage3) whose averaged outputs "
+                             "join the penultimate features: earlier stages keep colour and "
+                             "texture ('' for the penultimate only; "
                              f"default: {feature_layers or 'penultimate only'})")
     parser.add_argument("--no-mirror", action="store_true",
                         help="describe each image by itself only (default: its mirror image is "

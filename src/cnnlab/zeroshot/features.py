@@ -45,14 +45,17 @@ def load_backbone(name: str, weights: str | None = None):
     return model, mean, std, chans
 
 
-def check_layers(model, layers) -> None:
-    """Fail with the module names to choose from when one of `layers` is not in `model`."""
-    names = dict(model.named_modules())
-    missing = [n for n in layers if n not in names]
-    if missing:
-        top = [n for n, _ in model.named_children()]
-        raise ConfigError(f"{type(model).__name__} has no module(s) {missing}; its top-level "
-                          f"modules are {top} (nested ones are named like 'layer3.1')")
+def tap_modules(model, layers) -> list[str]:
+    """Module names for `layers`: module names or layer groups ("stage2"), resolved by
+    :func:`cnnlab.transfer.features.resolve_layer`, which names the choices when one is unknown."""
+    from cnnlab.transfer.features import resolve_layer
+
+    specs = [resolve_layer(model, name) for name in layers]
+    heads = [sp.name for sp in specs if sp.kind != "module"]
+    if heads:
+        raise ConfigError(f"feature layers {heads} are already the penultimate features or the "
+                          f"logits; name earlier modules or stages (e.g. stage2, stage3)")
+    return [sp.module for sp in specs]
 
 
 def extract_features(model, images: np.ndarray, mean, std, conv_maps: bool = False,
@@ -82,54 +85,54 @@ def extract_features(model, images: np.ndarray, mean, std, conv_maps: bool = Fal
             raise ConfigError(f"images have {x.shape[1]} channels, the backbone takes {chans}")
     m = torch.as_tensor(np.asarray(mean, np.float32)).view(1, -1, 1, 1)
     s = torch.as_tensor(np.asarray(std, np.float32)).view(1, -1, 1, 1)
-    check_layers(model, layers)
     taps: dict = {}
-    modules = dict(model.named_modules())
+    modules, names = dict(model.named_modules()), tap_modules(model, layers)
     hooks = [modules[n].register_forward_hook(lambda mod, i, o, n=n: taps.__setitem__(n, o))
-             for n in layers]
+             for n in names]
     try:
         with torch.inference_mode():
             fmap = model.forward_features((x - m) / s)
             feats = model.forward_head(fmap, pre_logits=True).flatten(1)     # (B, D)
+            if hooks:
+                pooled = [taps[n].mean((2, 3)) if taps[n].ndim == 4 else taps[n].flatten(1)
+                          for n in names]                         # in the order asked for
+                feats = torch.cat([*pooled, feats], 1)
+            maps = None
+            if conv_maps:
+                if fmap.ndim != 4:
+                    raise ConfigError(f"{type(model).__name__}.forward_features gives shape "
+                                      f"{tuple(fmap.shape)}, not a conv map (N, C, H, W)")
+                if map_size is not None and fmap.shape[-1] > map_size:
+                    fmap = F.adaptive_avg_pool2d(fmap, map_size)
+                maps = fmap.numpy().astype(np.float32)
     finally:
         for h in hooks:
             h.remove()
-    if layers:
-        pooled = [taps[n].mean((2, 3)) if taps[n].ndim == 4 else taps[n].flatten(1)
-                  for n in layers]
-        feats = torch.cat([*pooled, feats], 1)
-    with torch.inference_mode():
-        maps = None
-        if conv_maps:
-            if fmap.ndim != 4:
-                raise ConfigError(f"{type(model).__name__}.forward_features gives shape "
-                                  f"{tuple(fmap.shape)}, not a conv map (N, C, H, W)")
-            if map_size is not None and fmap.shape[-1] > map_size:
-                fmap = F.adaptive_avg_pool2d(fmap, map_size)
-            maps = fmap.numpy().astype(np.float32)
     return feats.numpy().astype(np.float32), maps
 
 
 def extract_dataset(data, rels: list[str], model, mean, std, image_size: int,
                     conv_maps: bool = False, map_size: int | None = 7, batch_size: int = 64,
-                    layers=(), mirror: bool = False):
+                    layers=(), mirrors=(False,)):
     """Features of the images `rels` of a :class:`cnnlab.zeroshot.data.CubData`, streamed in
-    batches. Returns (feats (M, D), maps or None, kept positions (M,) into `rels`)."""
+    batches and decoded once for every view in `mirrors` (False: the image, True: its mirror
+    image). Returns (kept positions (M,) into `rels`, [(feats (M, D), maps or None) a view])."""
     from cnnlab.zeroshot.data import iter_image_batches
 
-    feats, maps, kept = [], [], []
+    feats, maps, kept = [[] for _ in mirrors], [[] for _ in mirrors], []
     for batch, idx in iter_image_batches(data, rels, image_size, batch_size):
-        f, m = extract_features(model, batch, mean, std, conv_maps, map_size, layers, mirror)
-        feats.append(f)
         kept += idx
-        if m is not None:
-            maps.append(m)
-    if not feats:
+        for v, mirror in enumerate(mirrors):
+            f, m = extract_features(model, batch, mean, std, conv_maps, map_size, layers, mirror)
+            feats[v].append(f)
+            if m is not None:
+                maps[v].append(m)
+    if not kept:
         raise ConfigError("no image could be decoded; see the skip report")
     order = np.argsort(kept, kind="stable")               # back to the order of `rels`
-    f = np.concatenate(feats)[order]
-    m = np.concatenate(maps)[order] if maps else None
-    return f, m, np.asarray(kept)[order]
+    views = [(np.concatenate(f)[order], np.concatenate(m)[order] if m else None)
+             for f, m in zip(feats, maps)]
+    return np.asarray(kept)[order], views
 
 
 def finetune_backbone(data, rels: list[str], labels, classes: list[str], name: str,

@@ -153,11 +153,10 @@ def prepare(cfg: ZeroShotRunConfig, progress=None) -> Prepared:
 
             torch.manual_seed(cfg.model.seed)    # a random backbone: seeded, saved with the run
         model, mean, std, _ = load_backbone(cfg.backbone, cfg.weights)
-    def features(some_rels):
-        views = [extract_dataset(data, some_rels, model, mean, std, size, cfg.model.uses_conv,
-                                 cfg.map_size, layers=cfg.feature_layers, mirror=mirror)
-                 for mirror in ((False, True) if cfg.mirror_views else (False,))]
-        return views[0][2], [v[:2] for v in views]     # kept positions, [(feats, maps)] a view
+    def features(some_rels):                 # (kept positions, [(feats, maps)] a view)
+        return extract_dataset(data, some_rels, model, mean, std, size, cfg.model.uses_conv,
+                               cfg.map_size, layers=cfg.feature_layers,
+                               mirrors=mirror_flags(cfg.mirror_views))
 
     say(f"features of {len(rels)} seen-class images ({cfg.backbone}, {size} px"
         f"{', and their mirror images' if cfg.mirror_views else ''})")
@@ -181,6 +180,11 @@ def prepare(cfg: ZeroShotRunConfig, progress=None) -> Prepared:
         test["maps"] = np.concatenate([m_seen[test_seen], m_un])
     return Prepared(seen + unseen, len(seen), encoder, np.concatenate([t_seen, t_unseen]),
                     train, test, data.report, model, size, record, ft_rels, (mean, std))
+
+
+def mirror_flags(mirror_views: bool) -> tuple[bool, ...]:
+    """The views an image is described by: itself, and its mirror image when `mirror_views`."""
+    return (False, True) if mirror_views else (False,)
 
 
 def training_rows(views, mask, labels) -> dict:
@@ -376,7 +380,7 @@ def predict_described(run: ZeroShotRun, images: list, descriptions: dict[str, st
                       for p in images])
     views = [extract_features(model, batch, mean, std, run.net.config.uses_conv,
                               cfg["map_size"], cfg.get("feature_layers") or (), mirror)
-             for mirror in ((False, True) if cfg.get("mirror_views") else (False,))]
+             for mirror in mirror_flags(cfg.get("mirror_views", False))]
     feats, maps = mean_of_views(views)               # as the run's test images were described
     scores = predict_scores(run.net, text, feats, maps)
     return torch.softmax(torch.from_numpy(scores), 1).numpy()
